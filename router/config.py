@@ -1,0 +1,316 @@
+"""YAML -> validated, immutable Config.
+
+Validation happens once, at load, and every message names the exact path of
+the offending field (`models.bge.deployments[1].provider: unknown provider
+'togther'`). Provider-specific fields are validated by the provider's own
+module (see `router.providers.KINDS`), so this file knows no wire format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "router.yaml"
+STRATEGIES = ("priority",)  # weighted, least-busy, latency: see issue 4
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """A config that cannot be served; the message names the field's path."""
+
+
+class Section:
+    """A YAML mapping read field by field, each error naming its path."""
+
+    def __init__(self, raw: Any, path: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path or 'config'}: expected a mapping, got {_kind(raw)}")
+        self.raw, self.path, self._seen = raw, path, set()
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, kind: type | tuple, default: Any = _REQUIRED,
+            check: Callable[[Any], str | None] | None = None) -> Any:
+        self._seen.add(key)
+        if key not in self.raw or self.raw[key] is None:
+            if default is _REQUIRED:
+                raise ConfigError(f"{self.at(key)}: required field is missing")
+            return default
+        value = self.raw[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise ConfigError(f"{self.at(key)}: expected {_NAMES.get(want, want)}, got {_kind(value)}")
+        if check is not None and (problem := check(value)):
+            raise ConfigError(f"{self.at(key)}: {problem}")
+        return value
+
+    def section(self, key: str, default: Any = _REQUIRED) -> Section:
+        raw = self.get(key, Mapping, {} if default is _REQUIRED else default)
+        return Section(raw, self.at(key))
+
+    def strings(self, key: str, default: tuple = ()) -> tuple[str, ...]:
+        values = self.get(key, list, list(default))
+        for i, value in enumerate(values):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{self.at(key)}[{i}]: expected a non-empty string, got {_kind(value)}")
+        return tuple(values)
+
+    def done(self) -> None:
+        unknown = sorted(str(k) for k in self.raw if k not in self._seen)
+        if unknown:
+            raise ConfigError(f"{self.at(unknown[0])}: unknown field")
+
+
+_NAMES = {"Mapping": "a mapping", "list": "a list", "str": "a string", "int": "an integer",
+          "float": "a number", "bool": "true or false"}
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def one_of(*choices: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"
+    return check
+
+
+def http_url(value: str) -> str | None:
+    return None if re.match(r"^https?://[^/\s]+", value) else "must be an http:// or https:// URL"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_inputs: int = 2048
+    request_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    kind: str
+    settings: Any  # the provider module's own frozen settings
+
+
+@dataclass(frozen=True)
+class Deployment:
+    provider: str
+    model: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    space: str
+    strategy: str
+    deployments: tuple[Deployment, ...]
+    aliases: tuple[str, ...] = ()
+    matryoshka: bool = False
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+    max_inputs: int | None = None
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    name: str
+    sha256: str
+    models: tuple[str, ...] = ("*",)
+    limits: KeyLimits = KeyLimits()
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    backend: str = "memory"
+    max_bytes: int = 256 * 1024 * 1024
+    ttl_s: float = 86400.0
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    backend: str = "memory"
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    providers: Mapping[str, ProviderConfig]
+    models: Mapping[str, ModelConfig]
+    keys: tuple[KeyConfig, ...]
+    cache: CacheConfig = CacheConfig()
+    limits: LimitsConfig = LimitsConfig()
+    redis: RedisConfig = RedisConfig()
+    version: str = field(default="", compare=False)
+
+
+def load(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Config:
+    """Read, interpolate and validate a config file."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
+    return parse(text, env=env)
+
+
+def parse(text: str, env: Mapping[str, str] | None = None) -> Config:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(f"YAML syntax error: {where}{getattr(exc, 'problem', None) or exc}") from exc
+    raw = _interpolate(raw if raw is not None else {}, "", os.environ if env is None else env)
+    config = _build(Section(raw, ""))
+    version = hashlib.sha256(text.encode()).hexdigest()[:12]
+    return Config(**{**config.__dict__, "version": version})
+
+
+def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        def sub(match: re.Match) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"{path or 'config'}: environment variable {name} is not set")
+        return _ENV.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
+    return value
+
+
+def _build(root: Section) -> Config:
+    from router.providers import KINDS  # the registry validates its own settings
+
+    server_raw = root.section("server")
+    server = ServerConfig(
+        host=server_raw.get("host", str, "127.0.0.1"),
+        port=server_raw.get("port", int, 8080, check=lambda p: None if 0 <= p < 65536 else "must be 0-65535"),
+        max_body_bytes=server_raw.get("max_body_bytes", int, 16 * 1024 * 1024, check=positive),
+        max_inputs=server_raw.get("max_inputs", int, 2048, check=positive),
+        request_timeout_s=server_raw.get("request_timeout_s", float, 30.0, check=positive),
+    )
+    server_raw.done()
+
+    providers: dict[str, ProviderConfig] = {}
+    providers_raw = root.section("providers")
+    for name in providers_raw.raw:
+        section = providers_raw.section(str(name))
+        kind = section.get("kind", str, check=one_of(*KINDS))
+        providers[str(name)] = ProviderConfig(str(name), kind, KINDS[kind].parse_settings(section))
+        section.done()
+    providers_raw.done()
+
+    models: dict[str, ModelConfig] = {}
+    models_raw = root.section("models")
+    public_names: dict[str, str] = {}
+    for name in models_raw.raw:
+        model = _model(models_raw.section(str(name)), str(name), providers, KINDS)
+        for alias in (model.name, *model.aliases):
+            if alias in public_names:
+                raise ConfigError(f"{models_raw.at(str(name))}: name {alias!r} is already used by model {public_names[alias]!r}")
+            public_names[alias] = model.name
+        models[model.name] = model
+    models_raw.done()
+
+    keys = _keys(root, models)
+    cache_raw = root.section("cache")
+    cache = CacheConfig(
+        backend=cache_raw.get("backend", str, "memory", check=one_of("memory", "none")),  # redis: issue 5
+        max_bytes=cache_raw.get("max_bytes", int, 256 * 1024 * 1024, check=positive),
+        ttl_s=cache_raw.get("ttl_s", float, 86400.0, check=positive),
+    )
+    cache_raw.done()
+    limits_raw = root.section("limits")
+    limits = LimitsConfig(backend=limits_raw.get("backend", str, "memory", check=one_of("memory")))  # redis: issue 5
+    limits_raw.done()
+    redis_raw = root.section("redis")
+    redis = RedisConfig(url=redis_raw.get(
+        "url", str, "redis://127.0.0.1:6379/0",
+        check=lambda u: None if u.startswith(("redis://", "rediss://", "unix://")) else "must be a redis:// URL"))
+    redis_raw.done()
+    root.done()
+    return Config(server, providers, models, keys, cache, limits, redis)
+
+
+def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig], kinds: Mapping) -> ModelConfig:
+    deployments = []
+    raw_deployments = section.get("deployments", list)
+    if not raw_deployments:
+        raise ConfigError(f"{section.at('deployments')}: at least one deployment is required")
+    for i, raw in enumerate(raw_deployments):
+        d = Section(raw, f"{section.at('deployments')}[{i}]")
+        provider = d.get("provider", str)
+        if provider not in providers:
+            raise ConfigError(f"{d.at('provider')}: unknown provider {provider!r}")
+        upstream_model = d.get("model", str)
+        if problem := kinds[providers[provider].kind].check_model(providers[provider].settings, upstream_model):
+            raise ConfigError(f"{d.at('model')}: {problem}")
+        deployments.append(Deployment(provider, upstream_model, d.get("weight", float, 1.0, check=positive)))
+        d.done()
+    model = ModelConfig(
+        name=name,
+        space=section.get("space", str, name),
+        strategy=section.get("strategy", str, "priority", check=one_of(*STRATEGIES)),
+        deployments=tuple(deployments),
+        aliases=section.strings("aliases"),
+        matryoshka=section.get("matryoshka", bool, False),
+    )
+    section.done()
+    return model
+
+
+def _keys(root: Section, models: Mapping[str, ModelConfig]) -> tuple[KeyConfig, ...]:
+    keys, names, hashes = [], set(), set()
+    for i, raw in enumerate(root.get("keys", list, [])):
+        k = Section(raw, f"keys[{i}]")
+        name = k.get("name", str)
+        digest = k.get("sha256", str, check=lambda h: None if re.fullmatch(r"[0-9a-f]{64}", h)
+                       else "must be 64 lowercase hex characters (sha256 of the key)")
+        if name in names:
+            raise ConfigError(f"{k.at('name')}: duplicate key name {name!r}")
+        if digest in hashes:
+            raise ConfigError(f"{k.at('sha256')}: the same key hash appears twice")
+        names.add(name)
+        hashes.add(digest)
+        lim = k.section("limits")
+        limits = KeyLimits(**{f: lim.get(f, int, None, check=positive)
+                              for f in ("rpm", "tpm", "concurrency", "max_inputs")})
+        lim.done()
+        keys.append(KeyConfig(name, digest, k.strings("models", ("*",)), limits))
+        k.done()
+    return tuple(keys)

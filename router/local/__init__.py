@@ -1,0 +1,1 @@
+"""The in-process embedding model: files, ONNX export, engine and batcher."""

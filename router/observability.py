@@ -1,0 +1,29 @@
+"""Logging: structlog, one JSON line per request (or readable console lines)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+import structlog
+
+
+def configure_logging(fmt: str = "json", level: str = "info") -> structlog.typing.FilteringBoundLogger:
+    """Configure structlog for this process and return the router's logger."""
+    numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    shared = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    if fmt == "console":
+        processors = [*shared, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
+        factory = structlog.PrintLoggerFactory(sys.stdout)
+    else:
+        processors = [*shared, structlog.processors.format_exc_info,
+                      structlog.processors.JSONRenderer(serializer=orjson.dumps)]
+        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=factory,
+        cache_logger_on_first_use=False,
+    )
+    return structlog.get_logger("router")

@@ -1,0 +1,69 @@
+"""POST /v1/embeddings, top to bottom: one named step per line."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from router import protocol
+from router.cache import Lookup, VectorCache
+from router.errors import PayloadTooLarge, UnsupportedMediaType, UpstreamTimeout
+from router.routing import dispatch
+from router.runtime import Services
+
+
+async def embeddings(services: Services, request: Request, log: dict) -> Response:
+    runtime = services.runtime  # one config snapshot for the whole request
+    principal = runtime.keys.authenticate(request.headers.get("authorization"))
+    log["key"] = principal.name
+    body = await read_body(request, runtime.config.server.max_body_bytes)
+    req = protocol.parse(body, max_inputs=principal.limits.max_inputs or runtime.config.server.max_inputs)
+    log.update(model=req.model, inputs=len(req.inputs))
+    route = runtime.routes.resolve(req.model, principal)
+    keys = VectorCache.keys(route.model.space, req.dimensions, req.inputs, req.tokens)
+    lookup = Lookup(services.cache, keys, req.inputs, read=not _no_cache(request))
+    fresh, fresh_tokens = None, []
+    if lookup.miss_inputs:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(runtime.config.server.request_timeout_s):
+                result = await dispatch(route, lookup.miss_inputs, tokens=req.tokens, dimensions=req.dimensions)
+        except TimeoutError:
+            raise UpstreamTimeout(f"no answer within the request deadline "
+                                  f"({runtime.config.server.request_timeout_s:g} s)") from None
+        finally:
+            log["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
+        fresh, fresh_tokens = result.vectors, result.item_tokens
+        log.update(deployment=",".join(result.served_by), attempts=result.attempts,
+                   tokens_estimated=result.tokens_estimated)
+    vectors, tokens = lookup.merge(fresh, fresh_tokens)
+    log.update(tokens=tokens, cache_hits=lookup.hits)
+    headers = {"x-cache-hits": str(lookup.hits), "x-cache-misses": str(len(req.inputs) - lookup.hits),
+               "x-router-deployment": log.get("deployment", "cache")}
+    content = protocol.encode(vectors, model=req.model, tokens=tokens, encoding_format=req.encoding_format)
+    return Response(content, media_type="application/json", headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused early when it is not JSON or is larger than `limit`."""
+    content_type = request.headers.get("content-type", "")
+    if content_type and "json" not in content_type and not content_type.startswith(
+            ("application/x-www-form-urlencoded", "text/plain")):  # curl -d's default
+        raise UnsupportedMediaType(f"the body must be application/json, not {content_type.split(';')[0]!r}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _no_cache(request: Request) -> bool:
+    return "no-cache" in request.headers.get("cache-control", "").lower()

@@ -1,0 +1,123 @@
+"""The OpenAI/Together embeddings wire format: request parsing, response encoding.
+
+One JSON parse per body (orjson). Vectors arrive as one float32 array and
+leave through orjson's NumPy serialiser or as base64 of little-endian
+float32 (what the openai SDK decodes): no Python loop over floats.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from router.errors import InvalidRequest
+
+ENCODINGS = ("float", "base64")
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    model: str
+    inputs: list          # list[str], or list[list[int]] when `tokens`
+    tokens: bool          # the inputs are token-id arrays
+    encoding_format: str = "float"
+    dimensions: int | None = None
+    user: str | None = None
+
+
+def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
+    """Validate a request body; every refusal names the offending field."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
+    inputs, tokens = _inputs(payload.get("input", _MISSING), max_inputs)
+
+    encoding = payload.get("encoding_format")
+    if encoding is None:
+        encoding = "float"
+    elif encoding not in ENCODINGS:
+        raise InvalidRequest(f"'encoding_format' must be 'float' or 'base64', got {_short(encoding)}",
+                             param="encoding_format")
+    dimensions = payload.get("dimensions")
+    if dimensions is not None and (not _is_int(dimensions) or dimensions < 1):
+        raise InvalidRequest(f"'dimensions' must be an integer of at least 1, got {_short(dimensions)}",
+                             param="dimensions")
+    user = payload.get("user")
+    if user is not None and not isinstance(user, str):
+        raise InvalidRequest("'user' must be a string", param="user")
+    return EmbeddingRequest(model, inputs, tokens, encoding, dimensions, user)
+
+
+_MISSING = object()
+
+
+def _inputs(value: object, max_inputs: int) -> tuple[list, bool]:
+    if value is _MISSING or value is None:
+        raise InvalidRequest("'input' is required", param="input")
+    if isinstance(value, str):
+        if not value:
+            raise InvalidRequest("'input' must not be an empty string", param="input")
+        return [value], False
+    if not isinstance(value, list) or not value:
+        raise InvalidRequest("'input' must be a non-empty string, array of strings, array of token ids, "
+                             "or array of token-id arrays", param="input")
+    if len(value) > max_inputs:
+        raise InvalidRequest(f"'input' has {len(value)} items; at most {max_inputs} are allowed", param="input")
+    first = value[0]
+    if isinstance(first, str):
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise InvalidRequest(f"input[{i}] must be a string like the other items", param="input")
+            if not item:
+                raise InvalidRequest(f"input[{i}] must not be an empty string", param="input")
+        return value, False
+    if _is_int(first):
+        _check_tokens(value, "input")
+        return [value], True
+    if isinstance(first, list):
+        for i, item in enumerate(value):
+            if not isinstance(item, list) or not item:
+                raise InvalidRequest(f"input[{i}] must be a non-empty array of token ids", param="input")
+            _check_tokens(item, f"input[{i}]")
+        return value, True
+    raise InvalidRequest(f"input[0] has an unsupported type ({type(first).__name__})", param="input")
+
+
+def _check_tokens(ids: list, where: str) -> None:
+    for i, token in enumerate(ids):
+        if not _is_int(token) or not 0 <= token < 2**31:
+            raise InvalidRequest(f"{where}[{i}] must be a token id (an integer from 0 to 2^31-1)", param="input")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def encode(vectors: np.ndarray, *, model: str, tokens: int, encoding_format: str) -> bytes:
+    """The 200 body: data[i] answers input i."""
+    if encoding_format == "base64":
+        little = vectors.astype("<f4", copy=False)
+        data = [{"object": "embedding", "index": i, "embedding": base64.b64encode(row.tobytes()).decode()}
+                for i, row in enumerate(little)]
+    else:
+        data = [{"object": "embedding", "index": i, "embedding": row} for i, row in enumerate(vectors)]
+    return orjson.dumps(
+        {"object": "list", "data": data, "model": model,
+         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}},
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )

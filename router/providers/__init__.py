@@ -1,0 +1,11 @@
+"""Provider registry: wire formats keyed by the config's `kind:`."""
+
+from router.providers import local, openai
+from router.providers.base import Capabilities, EmbedResult, Provider, ProviderKind
+
+KINDS: dict[str, ProviderKind] = {
+    "openai": openai.KIND,
+    "local": local.KIND,
+}
+
+__all__ = ["KINDS", "Capabilities", "EmbedResult", "Provider", "ProviderKind"]

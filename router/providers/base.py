@@ -1,0 +1,106 @@
+"""The provider contract: one required method, like httpx's BaseTransport.
+
+A provider turns a list of inputs into an EmbedResult: a float32 array of
+shape (n, d) in input order, and a token count. Each wire format lives in
+its own module and is registered by its `kind:` in `router.providers.KINDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from router.errors import UpstreamError
+
+Inputs = Sequence[str] | Sequence[Sequence[int]]
+
+
+@dataclass(frozen=True)
+class EmbedResult:
+    vectors: np.ndarray                  # float32, (n, d), row i answers input i
+    tokens: int                          # as the upstream billed them, or counted/estimated
+    item_tokens: Sequence[int] | None = None   # per input, where known exactly
+    tokens_estimated: bool = False
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    max_batch: int              # inputs per upstream call; the dispatcher chunks to it
+    supports_dimensions: bool   # passes `dimensions` through
+    accepts_tokens: bool        # token-id arrays may be forwarded as they are
+
+
+class Provider(Protocol):
+    name: str
+
+    def capabilities(self, model: str) -> Capabilities: ...
+
+    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProviderKind:
+    """What the registry knows of a wire format: its settings, and how to build it."""
+
+    parse_settings: Callable[[Any], Any]            # config.Section -> frozen settings
+    create: Callable[[str, Any], Provider]          # (name, settings) -> provider
+    check_model: Callable[[Any, str], str | None] = lambda settings, model: None
+    same_client: Callable[[Any, Any], bool] = lambda a, b: a == b
+
+
+def checked_vectors(vectors: np.ndarray, expected: int, provider: str) -> np.ndarray:
+    """An upstream answer we can trust: n finite rows of one length, else a 502."""
+    if vectors.ndim != 2 or vectors.shape[0] != expected or vectors.shape[1] == 0:
+        raise UpstreamError(f"provider {provider!r} returned {vectors.shape[0] if vectors.ndim else 0} "
+                            f"vectors for {expected} inputs")
+    if not np.isfinite(vectors).all():
+        raise UpstreamError(f"provider {provider!r} returned non-finite values")
+    return vectors
+
+
+def estimate_tokens(inputs: Inputs) -> list[int]:
+    """Per-input token estimate when an upstream reports none (about 4 chars a token)."""
+    return [len(x) if not isinstance(x, str) else max(1, (len(x) + 3) // 4) for x in inputs]
+
+
+def retry_after_from(headers: Any) -> float | None:
+    """Seconds to wait, from Retry-After (seconds or HTTP date), retry-after-ms,
+    or the x-ratelimit-reset-* headers OpenAI sends ("1s", "6m0s", "20ms")."""
+    if (ms := headers.get("retry-after-ms")) is not None:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    if (value := headers.get("retry-after")) is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+            from time import time
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time())
+            except (TypeError, ValueError):
+                pass
+    resets = [_duration(headers.get(h)) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
+    resets = [r for r in resets if r is not None]
+    return max(resets) if resets else None
+
+
+def _duration(text: str | None) -> float | None:
+    if not text:
+        return None
+    import re
+
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", text)
+    if not parts:
+        try:
+            return float(text)
+        except ValueError:
+            return None
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return sum(float(n) * scale[u] for n, u in parts)

@@ -1,0 +1,121 @@
+"""`kind: local` — models served in-process by ONNX Runtime.
+
+Each model is a sentence-transformers directory (or `package:NAME`) whose
+ONNX graph was exported once by `embeddings-router export`; serving never
+imports torch. Requests go through the model's dynamic batcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from router.config import ConfigError, Section, one_of, positive
+from router.errors import InternalError, InvalidRequest, RouterError
+from router.local import export, model_files
+from router.local.batcher import Batcher
+from router.local.engine import Engine
+from router.providers.base import Capabilities, EmbedResult, Inputs, ProviderKind
+
+_CAPS = Capabilities(max_batch=1 << 30, supports_dimensions=False, accepts_tokens=False)
+
+
+@dataclass(frozen=True)
+class LocalModelSettings:
+    path: str
+    max_tokens: int | None = None
+    truncate: bool = True
+    quantize: str = "none"
+    max_batch: int = 32
+    max_batch_tokens: int = 16384
+    max_queue: int = 8192
+    threads: int = 0
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    models: dict
+
+
+def parse_settings(s: Section) -> LocalSettings:
+    models = {}
+    raw_models = s.section("models")
+    for name in raw_models.raw:
+        m = raw_models.section(str(name))
+        path = m.get("path", str)
+        try:
+            model_files.resolve_directory(path)
+        except model_files.ModelFilesError as exc:
+            raise ConfigError(f"{m.at('path')}: {exc}") from exc
+        models[str(name)] = LocalModelSettings(
+            path=path,
+            max_tokens=m.get("max_tokens", int, None, check=positive),
+            truncate=m.get("truncate", bool, True),
+            quantize=m.get("quantize", str, "none", check=one_of("none", "int8")),
+            max_batch=m.get("max_batch", int, 32, check=positive),
+            max_batch_tokens=m.get("max_batch_tokens", int, 16384, check=positive),
+            max_queue=m.get("max_queue", int, 8192, check=positive),
+            threads=m.get("threads", int, 0, check=lambda t: None if t >= 0 else "must be 0 (auto) or more"),
+        )
+        m.done()
+    raw_models.done()
+    if not models:
+        raise ConfigError(f"{s.at('models')}: a local provider needs at least one model")
+    return LocalSettings(models)
+
+
+def check_model(settings: LocalSettings, model: str) -> str | None:
+    if model in settings.models:
+        return None
+    return f"unknown local model {model!r}; this provider has {', '.join(sorted(settings.models))}"
+
+
+class LocalModel:
+    """One loaded model: its engine and the batcher in front of it."""
+
+    def __init__(self, name: str, settings: LocalModelSettings) -> None:
+        files = model_files.load(settings.path)
+        graph = export.exported_path(files, settings.quantize)
+        if not graph.is_file():
+            raise ConfigError(f"local model {name!r}: no exported ONNX graph at {graph}; "
+                              "run `embeddings-router export` (make serve does) first")
+        self.engine = Engine(files, graph, max_tokens=settings.max_tokens,
+                             truncate=settings.truncate, threads=settings.threads)
+        self.batcher = Batcher(self.engine.infer, max_batch=settings.max_batch,
+                               max_batch_tokens=settings.max_batch_tokens,
+                               max_queue=settings.max_queue, name=name)
+
+
+class LocalProvider:
+    def __init__(self, name: str, settings: LocalSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.models = {m: LocalModel(m, s) for m, s in settings.models.items()}
+
+    def capabilities(self, model: str) -> Capabilities:
+        return _CAPS
+
+    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult:
+        local = self.models[model]
+        if any(not isinstance(x, str) for x in inputs):
+            raise InvalidRequest(f"model {model!r} takes text, not token ids", param="input")
+        # Tokenising a large batch takes milliseconds: keep it off the event loop.
+        tokenized = await asyncio.to_thread(local.engine.tokenize, list(inputs))
+        try:
+            vectors = await local.batcher.embed(tokenized.ids)
+        except RouterError:
+            raise
+        except Exception as exc:
+            raise InternalError(f"local model {model!r} failed: {type(exc).__name__}: {exc}") from exc
+        return EmbedResult(vectors, sum(tokenized.counts), tokenized.counts)
+
+    async def warm(self) -> None:
+        for name in self.models:
+            await self.embed(["warm up"], model=name, dimensions=None)
+
+    async def aclose(self) -> None:
+        for local in self.models.values():
+            await local.batcher.aclose()
+
+
+KIND = ProviderKind(parse_settings=parse_settings, create=LocalProvider, check_model=check_model)

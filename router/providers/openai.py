@@ -1,0 +1,178 @@
+"""`kind: openai` — every OpenAI-compatible embeddings API, one class.
+
+OpenAI, Together, vLLM, TEI's /v1, Infinity and the like differ only in
+options (dimensions, token input, base64), so they share this adapter. Its
+upstream's failures are translated here, on status codes and JSON fields,
+into the router's error hierarchy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass, field
+
+import httpx
+import numpy as np
+import orjson
+
+from router.config import Section, http_url, one_of, positive
+from router.errors import (
+    InvalidRequest, ModelNotFound, Overloaded, RateLimited, RouterError, UpstreamError, UpstreamTimeout,
+)
+from router.providers.base import (
+    Capabilities, EmbedResult, Inputs, ProviderKind, checked_vectors, estimate_tokens, retry_after_from,
+)
+
+
+@dataclass(frozen=True)
+class OpenAISettings:
+    base_url: str
+    api_key: str | None = field(default=None, repr=False)
+    timeout_s: float = 30.0
+    connect_timeout_s: float = 5.0
+    max_batch: int = 2048
+    max_concurrency: int = 64
+    supports_dimensions: bool = True
+    accepts_tokens: bool = True
+    encoding: str = "float"
+    headers: dict = field(default_factory=dict, repr=False)
+    extra_body: dict = field(default_factory=dict)
+
+
+def parse_settings(s: Section) -> OpenAISettings:
+    return OpenAISettings(
+        base_url=s.get("base_url", str, check=http_url).rstrip("/"),
+        api_key=s.get("api_key", str, None) or None,
+        timeout_s=s.get("timeout_s", float, 30.0, check=positive),
+        connect_timeout_s=s.get("connect_timeout_s", float, 5.0, check=positive),
+        max_batch=s.get("max_batch", int, 2048, check=positive),
+        max_concurrency=s.get("max_concurrency", int, 64, check=positive),
+        supports_dimensions=s.get("supports_dimensions", bool, True),
+        accepts_tokens=s.get("accepts_tokens", bool, True),
+        encoding=s.get("encoding", str, "float", check=one_of("float", "base64")),
+        headers={str(k): str(v) for k, v in s.get("headers", dict, {}).items()},
+        extra_body=dict(s.get("extra_body", dict, {})),
+    )
+
+
+class OpenAIProvider:
+    def __init__(self, name: str, settings: OpenAISettings) -> None:
+        self.name = name
+        self.settings = settings
+        headers = {"content-type": "application/json", **settings.headers}
+        if settings.api_key:
+            headers["authorization"] = f"Bearer {settings.api_key}"
+        self._client = httpx.AsyncClient(
+            base_url=settings.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s, pool=None),
+            limits=httpx.Limits(max_connections=settings.max_concurrency,
+                                max_keepalive_connections=settings.max_concurrency),
+        )
+        self._slots = asyncio.Semaphore(settings.max_concurrency)
+        self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens)
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self._caps
+
+    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult:
+        body = {**self.settings.extra_body, "model": model, "input": list(inputs),
+                "encoding_format": self.settings.encoding}
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        async with self._slots:
+            response = await self._post(orjson.dumps(body))
+        if response.status_code != 200:
+            raise self._error(response, model)
+        return self._result(response, len(inputs), inputs)
+
+    async def _post(self, content: bytes) -> httpx.Response:
+        try:
+            return await self._client.post("/embeddings", content=content)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"provider {self.name!r} did not answer in time") from exc
+        except httpx.ConnectError as exc:
+            raise Overloaded(f"provider {self.name!r} is unreachable (connection failed)") from exc
+        except httpx.HTTPError as exc:  # reset, protocol error, closed mid-response
+            raise UpstreamError(f"provider {self.name!r} broke the connection ({type(exc).__name__})") from exc
+
+    def _result(self, response: httpx.Response, n: int, inputs: Inputs) -> EmbedResult:
+        try:
+            payload = orjson.loads(response.content)
+            data = payload["data"]
+            if len(data) != n:
+                raise UpstreamError(f"provider {self.name!r} returned {len(data)} vectors for {n} inputs")
+            if all("index" in item for item in data):
+                data = sorted(data, key=lambda item: item["index"])
+                if [item["index"] for item in data] != list(range(n)):
+                    raise UpstreamError(f"provider {self.name!r} returned indexes that do not match the inputs")
+            embeddings = [item["embedding"] for item in data]
+            if embeddings and isinstance(embeddings[0], str):
+                vectors = np.stack([np.frombuffer(base64.b64decode(e), dtype="<f4") for e in embeddings])
+            else:
+                vectors = np.asarray(embeddings, dtype=np.float32)
+            usage = payload.get("usage") or {}
+            tokens = usage.get("prompt_tokens", usage.get("total_tokens"))
+        except RouterError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise UpstreamError(f"provider {self.name!r} returned a malformed response") from exc
+        vectors = checked_vectors(vectors.astype(np.float32, copy=False), n, self.name)
+        if isinstance(tokens, int) and not isinstance(tokens, bool):
+            return EmbedResult(vectors, tokens)
+        estimate = estimate_tokens(inputs)
+        return EmbedResult(vectors, sum(estimate), estimate, tokens_estimated=True)
+
+    def _error(self, response: httpx.Response, model: str) -> RouterError:
+        status = response.status_code
+        message = _upstream_message(response)
+        if status in (401, 403):
+            # Our credential is wrong: the client can do nothing about it, and the
+            # upstream's message may quote part of the key, so it is not passed on.
+            return UpstreamError(f"provider {self.name!r} rejected the router's credentials "
+                                 f"(upstream status {status})", code="upstream_auth_failed")
+        if status == 404:
+            return ModelNotFound(f"provider {self.name!r} has no model {model!r}: {message}", param="model")
+        if status == 429:
+            return RateLimited(f"provider {self.name!r} is rate limiting: {message}",
+                               retry_after=retry_after_from(response.headers))
+        if status == 503:
+            return Overloaded(f"provider {self.name!r} is overloaded: {message}",
+                              retry_after=retry_after_from(response.headers))
+        if status == 504:
+            return UpstreamTimeout(f"provider {self.name!r} timed out: {message}")
+        if 400 <= status < 500:
+            return InvalidRequest(f"provider {self.name!r} refused the request: {message}",
+                                  param=_upstream_param(response))
+        return UpstreamError(f"provider {self.name!r} failed with status {status}: {message}")
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _upstream_message(response: httpx.Response) -> str:
+    """The upstream's own words, from ErrorData, a bare string, or plain text."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        text = response.text.strip()
+        return text[:500] if text else f"HTTP {response.status_code}"
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            error = error.get("message") or error.get("detail") or error.get("msg") or error
+        body = error if isinstance(error, str) else body.get("message") or body.get("detail") or body
+    return (body if isinstance(body, str) else orjson.dumps(body).decode())[:500]
+
+
+def _upstream_param(response: httpx.Response) -> str | None:
+    try:
+        error = orjson.loads(response.content).get("error")
+        param = error.get("param") if isinstance(error, dict) else None
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return param if isinstance(param, str) else None
+
+
+KIND = ProviderKind(parse_settings=parse_settings, create=OpenAIProvider)
