@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import BinaryIO
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -17,8 +18,9 @@ from router.observability import configure_logging
 from router.runtime import Services
 
 
-def create_app(config: Config, *, log_format: str = "json", log_level: str = "info") -> Starlette:
-    log = configure_logging(log_format, log_level)
+def create_app(config: Config, *, log_format: str = "json", log_level: str = "info",
+               log_stream: BinaryIO | None = None) -> Starlette:
+    log = configure_logging(log_format, log_level, log_stream)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

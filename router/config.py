@@ -242,7 +242,8 @@ def _build(root: Section) -> Config:
         model = _model(models_raw.section(str(name)), str(name), providers, KINDS)
         for alias in (model.name, *model.aliases):
             if alias in public_names:
-                raise ConfigError(f"{models_raw.at(str(name))}: name {alias!r} is already used by model {public_names[alias]!r}")
+                raise ConfigError(f"{models_raw.at(str(name))}: name {alias!r} is already used by "
+                                  f"model {public_names[alias]!r}")
             public_names[alias] = model.name
         models[model.name] = model
     models_raw.done()

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import BinaryIO
 
 import orjson
 import structlog
 
 
-def configure_logging(fmt: str = "json", level: str = "info") -> structlog.typing.FilteringBoundLogger:
-    """Configure structlog for this process and return the router's logger."""
+def configure_logging(fmt: str = "json", level: str = "info",
+                      stream: BinaryIO | None = None) -> structlog.typing.FilteringBoundLogger:
+    """Configure structlog for this process and return the router's logger.
+
+    `stream` (bytes) replaces stdout, for tests that read the log lines."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
     if fmt == "console":
@@ -19,7 +23,7 @@ def configure_logging(fmt: str = "json", level: str = "info") -> structlog.typin
     else:
         processors = [*shared, structlog.processors.format_exc_info,
                       structlog.processors.JSONRenderer(serializer=orjson.dumps)]
-        factory = structlog.BytesLoggerFactory(sys.stdout.buffer)
+        factory = structlog.BytesLoggerFactory(stream or sys.stdout.buffer)
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),

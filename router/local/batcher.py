@@ -12,6 +12,7 @@ it; a cancelled request's inputs are skipped; a full queue answers 503 at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,7 @@ from router.errors import Overloaded
 class _Job:
     """One request: its inputs in length order, and where their vectors go."""
 
-    __slots__ = ("future", "order", "ids", "next", "vectors", "remaining")
+    __slots__ = ("future", "ids", "next", "order", "remaining", "vectors")
 
     def __init__(self, ids: list[np.ndarray], future: asyncio.Future) -> None:
         self.future = future
@@ -77,10 +78,8 @@ class Batcher:
     async def aclose(self) -> None:
         if self._owner is not None:
             self._owner.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._owner
-            except asyncio.CancelledError:
-                pass
         for job in self._jobs:
             if not job.future.done():
                 job.future.set_exception(Overloaded("the local model is shutting down"))
@@ -95,7 +94,7 @@ class Batcher:
             while batch := self._pack():
                 try:
                     vectors = await loop.run_in_executor(self._thread, self._infer, [ids for _, _, ids in batch])
-                except Exception as exc:  # noqa: BLE001 - every waiter must hear of it
+                except Exception as exc:
                     for job in {id(j): j for j, _, _ in batch}.values():
                         self._fail(job, exc)
                     continue

@@ -40,7 +40,8 @@ class ModelFiles:
         """Names one exported graph: same weights and options -> same cache entry."""
         weights = self.directory / "model.safetensors"
         st = weights.stat()
-        ident = f"{weights.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.pooling}|{self.normalize}|{quantize}|{EXPORT_FORMAT}"
+        ident = (f"{weights.resolve()}|{st.st_size}|{st.st_mtime_ns}|{self.pooling}|{self.normalize}|"
+                 f"{quantize}|{EXPORT_FORMAT}")
         return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 

@@ -18,10 +18,22 @@ import orjson
 
 from router.config import Section, http_url, one_of, positive
 from router.errors import (
-    InvalidRequest, ModelNotFound, Overloaded, RateLimited, RouterError, UpstreamError, UpstreamTimeout,
+    InvalidRequest,
+    ModelNotFound,
+    Overloaded,
+    RateLimited,
+    RouterError,
+    UpstreamError,
+    UpstreamTimeout,
 )
 from router.providers.base import (
-    Capabilities, EmbedResult, Inputs, ProviderKind, checked_vectors, estimate_tokens, retry_after_from,
+    Capabilities,
+    EmbedResult,
+    Inputs,
+    ProviderKind,
+    checked_vectors,
+    estimate_tokens,
+    retry_after_from,
 )
 
 

@@ -1,0 +1,40 @@
+"""The command line, run as ops run it: a real subprocess."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+
+from router.config import DEFAULT_CONFIG
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "router.cli", *args], capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_ok_and_refused(tmp_path):
+    ok = run("check-config", str(DEFAULT_CONFIG))
+    assert ok.returncode == 0 and "ok" in ok.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DEFAULT_CONFIG.read_text().replace("provider: local", "provider: lokal"))
+    refused = run("check-config", str(bad))
+    assert refused.returncode == 1
+    assert "models.all-MiniLM-L6-v2.deployments[0].provider: unknown provider 'lokal'" in refused.stderr
+    missing = run("check-config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 1 and "cannot read config" in missing.stderr
+
+
+def test_keys_new_prints_a_key_and_its_hash():
+    out = run("keys", "new", "search-team").stdout
+    key = re.search(r"#   (sk-\S+)", out).group(1)
+    digest = re.search(r"sha256: ([0-9a-f]{64})", out).group(1)
+    assert hashlib.sha256(key.encode()).hexdigest() == digest
+    assert "name: search-team" in out
+    assert run("keys", "new", "x").stdout != out
+
+
+def test_serve_refuses_public_address_with_the_dev_key():
+    refused = run("serve", "--config", str(DEFAULT_CONFIG), "--host", "0.0.0.0", "--port", "1")
+    assert refused.returncode == 1 and "development key" in refused.stderr

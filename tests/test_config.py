@@ -1,0 +1,81 @@
+"""Config validation: every refusal names the exact path."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from router.config import DEFAULT_CONFIG, ConfigError, load, parse
+from tests.conftest import config_dict
+
+BASE = config_dict("http://127.0.0.1:9")
+
+
+def refused(mutate, env=None) -> str:
+    raw = copy.deepcopy(BASE)
+    mutate(raw)
+    with pytest.raises(ConfigError) as exc:
+        parse(yaml.safe_dump(raw), env=env or {})
+    return str(exc.value)
+
+
+def test_shipped_and_example_configs_load():
+    config = load(DEFAULT_CONFIG)
+    assert "all-MiniLM-L6-v2" in config.models
+    example = load(DEFAULT_CONFIG.with_name("example.yaml"),
+                   env={"TOGETHER_API_KEY": "t", "OPENAI_API_KEY": "o"})
+    assert {"together", "openai", "local"} <= set(example.providers)
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    (lambda c: c["models"]["bge-base-en-v1.5"]["deployments"].append({"provider": "togther", "model": "m"}),
+     "models.bge-base-en-v1.5.deployments[1].provider: unknown provider 'togther'"),
+    (lambda c: c["providers"]["fake"].update(kind="openia"), "providers.fake.kind: must be one of"),
+    (lambda c: c["providers"]["fake"].update(base_url="ftp://x"), "providers.fake.base_url: must be an http"),
+    (lambda c: c["providers"]["fake"].update(timeout_s="soon"), "providers.fake.timeout_s: expected a number"),
+    (lambda c: c["providers"]["fake"].update(max_batch=0), "providers.fake.max_batch: must be greater than 0"),
+    (lambda c: c["providers"]["fake"].update(typo_field=1), "providers.fake.typo_field: unknown field"),
+    (lambda c: c["models"]["bge-base-en-v1.5"].update(deployments=[]), "deployments: at least one"),
+    (lambda c: c["models"]["bge-base-en-v1.5"].update(strategy="random"), "strategy: must be one of"),
+    (lambda c: c["models"]["bge-base-en-v1.5"].update(aliases=["text-embedding-3-small"]),
+     "name 'text-embedding-3-small' is already used"),
+    (lambda c: c["keys"][0].update(sha256="not-a-hash"), "keys[0].sha256: must be 64 lowercase hex"),
+    (lambda c: c["keys"].append(dict(c["keys"][0])), "keys[2].name: duplicate key name 'test'"),
+    (lambda c: c["keys"][0].update(limits={"rpm": -1}), "keys[0].limits.rpm: must be greater than 0"),
+    (lambda c: c["server"].update(port=70000), "server.port: must be 0-65535"),
+    (lambda c: c.update(cache={"backend": "disk"}), "cache.backend: must be one of"),
+    (lambda c: c.update(extra_section={}), "extra_section: unknown field"),
+    (lambda c: c["providers"].update(local={"kind": "local", "models": {"m": {"path": "/no/such/dir"}}}),
+     "providers.local.models.m.path: '/no/such/dir' is not a directory"),
+    (lambda c: c["providers"].update(local={"kind": "local", "models": {"m": {"path": "package:no_such_pkg"}}}),
+     "providers.local.models.m.path: package 'no_such_pkg' is not installed"),
+])
+def test_refusals_name_the_path(mutate, message):
+    assert message in refused(mutate)
+
+
+def test_env_interpolation_and_missing_variable():
+    def use_env(c):
+        c["providers"]["fake"]["api_key"] = "${UPSTREAM_KEY}"
+    assert "providers.fake.api_key: environment variable UPSTREAM_KEY is not set" in refused(use_env)
+    raw = copy.deepcopy(BASE)
+    raw["providers"]["fake"]["api_key"] = "${UPSTREAM_KEY}"
+    raw["providers"]["fake"]["base_url"] = "${BASE:-http://127.0.0.1:1}/v1"
+    config = parse(yaml.safe_dump(raw), env={"UPSTREAM_KEY": "secret-value"})
+    assert config.providers["fake"].settings.api_key == "secret-value"
+    assert config.providers["fake"].settings.base_url == "http://127.0.0.1:1/v1"
+    assert "secret-value" not in repr(config)
+
+
+def test_yaml_syntax_error_has_a_position():
+    with pytest.raises(ConfigError, match=r"YAML syntax error: line 3, column 1"):
+        parse("providers:\n  x: [unclosed\n")
+
+
+def test_version_changes_with_content():
+    a = parse(yaml.safe_dump(BASE))
+    raw = copy.deepcopy(BASE)
+    raw["server"]["port"] = 9999
+    assert parse(yaml.safe_dump(raw)).version != a.version

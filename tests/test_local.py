@@ -1,0 +1,77 @@
+"""The bundled local model through the HTTP API, against sentence-transformers' own vectors."""
+
+from __future__ import annotations
+
+import base64
+import json
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from router.auth import DEV_KEY
+from router.config import DEFAULT_CONFIG, load
+from tests.conftest import Router
+
+REFERENCE = json.loads((Path(__file__).parent / "fixtures" / "minilm_reference.json").read_text(encoding="utf-8"))
+TEXTS = [item["text"] for item in REFERENCE["items"]]
+VECTORS = np.stack([np.frombuffer(base64.b64decode(item["embedding_b64"]), dtype="<f4")
+                    for item in REFERENCE["items"]])
+
+
+@pytest.fixture(scope="module")
+def local_router() -> Router:
+    import io
+
+    from router.app import create_app
+    from tests.fakes.server import ServerThread
+
+    logs = io.BytesIO()
+    with ServerThread(create_app(load(DEFAULT_CONFIG), log_stream=logs)) as server:
+        yield Router(server.url, logs)
+
+
+def embed(router: Router, inputs, **extra) -> np.ndarray:
+    with router.client(DEV_KEY) as c:
+        r = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": inputs, **extra},
+                   headers={"cache-control": "no-cache"})
+    assert r.status_code == 200, r.text
+    return np.float32([d["embedding"] for d in r.json()["data"]])
+
+
+def test_matches_sentence_transformers_in_order(local_router):
+    got = embed(local_router, TEXTS)
+    cosine = (got * VECTORS).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(VECTORS, axis=1)
+    assert cosine.min() >= 0.9999, cosine
+
+
+def test_batched_equals_single_and_concurrent_requests_get_their_own(local_router):
+    with ThreadPoolExecutor(8) as pool:
+        singles = list(pool.map(lambda t: embed(local_router, t)[0], TEXTS))
+    np.testing.assert_allclose(np.stack(singles), embed(local_router, TEXTS), atol=2e-6)
+
+
+def test_usage_counts_real_tokens_and_long_inputs_are_truncated(local_router):
+    with local_router.client(DEV_KEY) as c:
+        r = c.post("/v1/embeddings", json={"model": "sentence-transformers/all-MiniLM-L6-v2",
+                                           "input": ["hello", "word " * 1000]})
+    assert r.status_code == 200
+    assert r.json()["usage"]["prompt_tokens"] == 3 + 256  # [CLS] hello [SEP]; the long one cut at 256
+
+
+def test_local_refuses_token_ids_and_dimensions(local_router):
+    with local_router.client(DEV_KEY) as c:
+        r = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": [[101, 7592, 102]]})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "input"
+        r = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "x", "dimensions": 64})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"
+
+
+def test_base64_from_local_model(local_router):
+    with local_router.client(DEV_KEY) as c:
+        r = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": TEXTS[:3],
+                                           "encoding_format": "base64"})
+    got = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in r.json()["data"]])
+    assert got.shape == (3, 384)
+    assert ((got * VECTORS[:3]).sum(1) >= 0.9999).all()

@@ -1,0 +1,42 @@
+"""The official openai SDK, unchanged but for base_url, against the router."""
+
+from __future__ import annotations
+
+import numpy as np
+import openai
+import pytest
+
+from tests.conftest import KEY
+from tests.fakes.openai_upstream import vector_for
+
+
+def test_openai_sdk_default_base64_and_float(router, upstream):
+    client = openai.OpenAI(base_url=f"{router.url}/v1", api_key=KEY, max_retries=0)
+    texts = ["The food was delicious", "and the waiter..."]
+    default = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    assert upstream.requests[-1]["body"]["input"] == texts
+    as_float = client.embeddings.create(model="text-embedding-3-small", input=texts, encoding_format="float")
+    for got_default, got_float, text in zip(default.data, as_float.data, texts):
+        want = vector_for("text-embedding-3-small", text)
+        np.testing.assert_array_equal(np.float32(got_default.embedding), want)
+        np.testing.assert_array_equal(np.float32(got_float.embedding), want)
+    assert default.usage.prompt_tokens > 0 and default.model == "text-embedding-3-small"
+
+
+def test_openai_sdk_token_arrays_like_langchain(router, upstream):
+    client = openai.OpenAI(base_url=f"{router.url}/v1", api_key=KEY, max_retries=0)
+    ids = [[9906, 1917], [1820, 4062, 14198]]
+    result = client.embeddings.create(model="text-embedding-3-small", input=ids)
+    assert upstream.requests[-1]["body"]["input"] == ids
+    for item, tokens in zip(result.data, ids):
+        np.testing.assert_array_equal(np.float32(item.embedding), vector_for("text-embedding-3-small", tokens))
+
+
+def test_openai_sdk_sees_typed_errors(router):
+    client = openai.OpenAI(base_url=f"{router.url}/v1", api_key=KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError) as exc:
+        client.embeddings.create(model="no-such-model", input="x")
+    assert exc.value.body["code"] == "model_not_found"
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{router.url}/v1", api_key="nope", max_retries=0).embeddings.create(
+            model="text-embedding-3-small", input="x")
