@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-import httpx
+import aiohttp
 import numpy as np
 import orjson
 
@@ -75,13 +76,10 @@ class OpenAIProvider:
         headers = {"content-type": "application/json", **settings.headers}
         if settings.api_key:
             headers["authorization"] = f"Bearer {settings.api_key}"
-        self._client = httpx.AsyncClient(
-            base_url=settings.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(settings.timeout_s, connect=settings.connect_timeout_s, pool=None),
-            limits=httpx.Limits(max_connections=settings.max_concurrency,
-                                max_keepalive_connections=settings.max_concurrency),
-        )
+        self._url = f"{settings.base_url}/embeddings"
+        self._headers = headers
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s, connect=settings.connect_timeout_s)
+        self._session: aiohttp.ClientSession | None = None  # made on first use, inside the event loop
         self._slots = asyncio.Semaphore(settings.max_concurrency)
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens)
 
@@ -94,24 +92,31 @@ class OpenAIProvider:
         if dimensions is not None:
             body["dimensions"] = dimensions
         async with self._slots:
-            response = await self._post(orjson.dumps(body))
-        if response.status_code != 200:
-            raise self._error(response, model)
-        return self._result(response, len(inputs), inputs)
+            status, headers, content = await self._post(orjson.dumps(body))
+        if status != 200:
+            raise self._error(status, headers, content, model)
+        return self._result(content, len(inputs), inputs)
 
-    async def _post(self, content: bytes) -> httpx.Response:
+    async def _post(self, content: bytes) -> tuple[int, Mapping[str, str], bytes]:
+        # aiohttp rather than httpx here: measured 3x the requests/s at concurrency 1
+        # and 15x at 32 against the same upstream (bench, see the commit message).
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self.settings.max_concurrency, ttl_dns_cache=300))
         try:
-            return await self._client.post("/embeddings", content=content)
-        except httpx.TimeoutException as exc:
+            async with self._session.post(self._url, data=content) as response:
+                return response.status, response.headers, await response.read()
+        except TimeoutError as exc:
             raise UpstreamTimeout(f"provider {self.name!r} did not answer in time") from exc
-        except httpx.ConnectError as exc:
+        except aiohttp.ClientConnectorError as exc:
             raise Overloaded(f"provider {self.name!r} is unreachable (connection failed)") from exc
-        except httpx.HTTPError as exc:  # reset, protocol error, closed mid-response
+        except aiohttp.ClientError as exc:  # reset, protocol error, closed mid-response
             raise UpstreamError(f"provider {self.name!r} broke the connection ({type(exc).__name__})") from exc
 
-    def _result(self, response: httpx.Response, n: int, inputs: Inputs) -> EmbedResult:
+    def _result(self, content: bytes, n: int, inputs: Inputs) -> EmbedResult:
         try:
-            payload = orjson.loads(response.content)
+            payload = orjson.loads(content)
             data = payload["data"]
             if len(data) != n:
                 raise UpstreamError(f"provider {self.name!r} returned {len(data)} vectors for {n} inputs")
@@ -136,9 +141,8 @@ class OpenAIProvider:
         estimate = estimate_tokens(inputs)
         return EmbedResult(vectors, sum(estimate), estimate, tokens_estimated=True)
 
-    def _error(self, response: httpx.Response, model: str) -> RouterError:
-        status = response.status_code
-        message = _upstream_message(response)
+    def _error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:
+        message = _upstream_message(status, content)
         if status in (401, 403):
             # Our credential is wrong: the client can do nothing about it, and the
             # upstream's message may quote part of the key, so it is not passed on.
@@ -148,28 +152,29 @@ class OpenAIProvider:
             return ModelNotFound(f"provider {self.name!r} has no model {model!r}: {message}", param="model")
         if status == 429:
             return RateLimited(f"provider {self.name!r} is rate limiting: {message}",
-                               retry_after=retry_after_from(response.headers))
+                               retry_after=retry_after_from(headers))
         if status == 503:
             return Overloaded(f"provider {self.name!r} is overloaded: {message}",
-                              retry_after=retry_after_from(response.headers))
+                              retry_after=retry_after_from(headers))
         if status == 504:
             return UpstreamTimeout(f"provider {self.name!r} timed out: {message}")
         if 400 <= status < 500:
             return InvalidRequest(f"provider {self.name!r} refused the request: {message}",
-                                  param=_upstream_param(response))
+                                  param=_upstream_param(content))
         return UpstreamError(f"provider {self.name!r} failed with status {status}: {message}")
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
 
 
-def _upstream_message(response: httpx.Response) -> str:
+def _upstream_message(status: int, content: bytes) -> str:
     """The upstream's own words, from ErrorData, a bare string, or plain text."""
     try:
-        body = orjson.loads(response.content)
+        body = orjson.loads(content)
     except orjson.JSONDecodeError:
-        text = response.text.strip()
-        return text[:500] if text else f"HTTP {response.status_code}"
+        text = content.decode("utf-8", "replace").strip()
+        return text[:500] if text else f"HTTP {status}"
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict):
@@ -178,9 +183,9 @@ def _upstream_message(response: httpx.Response) -> str:
     return (body if isinstance(body, str) else orjson.dumps(body).decode())[:500]
 
 
-def _upstream_param(response: httpx.Response) -> str | None:
+def _upstream_param(content: bytes) -> str | None:
     try:
-        error = orjson.loads(response.content).get("error")
+        error = orjson.loads(content).get("error")
         param = error.get("param") if isinstance(error, dict) else None
     except (orjson.JSONDecodeError, AttributeError):
         return None
