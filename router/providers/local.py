@@ -17,6 +17,7 @@ from router.local.batcher import Batcher
 from router.local.engine import Engine
 from router.providers.base import Capabilities, EmbedResult, Inputs, ProviderKind
 
+_INLINE_TOKENIZE_CHARS = 2048
 _CAPS = Capabilities(max_batch=1 << 30, supports_dimensions=False, accepts_tokens=False)
 
 
@@ -99,8 +100,12 @@ class LocalProvider:
         local = self.models[model]
         if any(not isinstance(x, str) for x in inputs):
             raise InvalidRequest(f"model {model!r} takes text, not token ids", param="input")
-        # Tokenising a large batch takes milliseconds: keep it off the event loop.
-        tokenized = await asyncio.to_thread(local.engine.tokenize, list(inputs))
+        # A few short texts tokenise in microseconds, less than a thread hop costs;
+        # a large batch takes milliseconds, so it goes off the event loop.
+        if sum(len(x) for x in inputs) <= _INLINE_TOKENIZE_CHARS:
+            tokenized = local.engine.tokenize(list(inputs))
+        else:
+            tokenized = await asyncio.to_thread(local.engine.tokenize, list(inputs))
         try:
             vectors = await local.batcher.embed(tokenized.ids)
         except RouterError:
