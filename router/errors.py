@@ -38,14 +38,19 @@ class RouterError(Exception):
         *,
         param: str | None = None,
         code: str | None = None,
+        type: str | None = None,
         retry_after: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.param = param
         if code is not None:
             self.code = code
+        if type is not None:
+            self.type = type
         self.retry_after = retry_after
+        self.extra_headers = headers or {}
 
     @property
     def retryable(self) -> bool:
@@ -64,8 +69,8 @@ class RouterError(Exception):
 
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, math.ceil(self.retry_after)))}
+            return dict(self.extra_headers)
+        return {**self.extra_headers, "retry-after": str(max(1, math.ceil(self.retry_after)))}
 
 
 class InvalidRequest(RouterError):

@@ -11,8 +11,9 @@ from starlette.responses import Response
 from router import protocol
 from router.cache import Lookup, VectorCache
 from router.errors import PayloadTooLarge, UnsupportedMediaType, UpstreamTimeout
-from router.routing import dispatch
-from router.runtime import Services
+from router.providers.base import estimate_tokens
+from router.routing import Route, dispatch
+from router.runtime import Runtime, Services
 
 
 async def embeddings(services: Services, request: Request, log: dict) -> Response:
@@ -23,28 +24,36 @@ async def embeddings(services: Services, request: Request, log: dict) -> Respons
     req = protocol.parse(body, max_inputs=principal.limits.max_inputs or runtime.config.server.max_inputs)
     log.update(model=req.model, inputs=len(req.inputs))
     route = runtime.routes.resolve(req.model, principal)
-    keys = VectorCache.keys(route.model.space, req.dimensions, req.inputs, req.tokens)
-    lookup = Lookup(services.cache, keys, req.inputs, read=not _no_cache(request))
-    fresh, fresh_tokens = None, []
-    if lookup.miss_inputs:
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(runtime.config.server.request_timeout_s):
-                result = await dispatch(route, lookup.miss_inputs, tokens=req.tokens, dimensions=req.dimensions)
-        except TimeoutError:
-            raise UpstreamTimeout(f"no answer within the request deadline "
-                                  f"({runtime.config.server.request_timeout_s:g} s)") from None
-        finally:
-            log["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
-        fresh, fresh_tokens = result.vectors, result.item_tokens
-        log.update(deployment=",".join(result.served_by), attempts=result.attempts,
-                   tokens_estimated=result.tokens_estimated)
-    vectors, tokens = lookup.merge(fresh, fresh_tokens)
-    log.update(tokens=tokens, cache_hits=lookup.hits)
-    headers = {"x-cache-hits": str(lookup.hits), "x-cache-misses": str(len(req.inputs) - lookup.hits),
+    with services.limiter.admit(principal, sum(estimate_tokens(req.inputs))) as admission:
+        keys = VectorCache.keys(route.model.space, req.dimensions, req.inputs, req.tokens)
+        lookup = Lookup(services.cache, keys, req.inputs, read=not _no_cache(request))
+        fresh, fresh_tokens = await _compute(runtime, route, req, lookup.miss_inputs, log)
+        vectors, admission.actual = lookup.merge(fresh, fresh_tokens)
+    log.update(tokens=admission.actual, cache_hits=lookup.hits)
+    headers = {**admission.headers, "x-cache-hits": str(lookup.hits),
+               "x-cache-misses": str(len(req.inputs) - lookup.hits),
                "x-router-deployment": log.get("deployment", "cache")}
-    content = protocol.encode(vectors, model=req.model, tokens=tokens, encoding_format=req.encoding_format)
+    content = protocol.encode(vectors, model=req.model, tokens=admission.actual, encoding_format=req.encoding_format)
     return Response(content, media_type="application/json", headers=headers)
+
+
+async def _compute(runtime: Runtime, route: Route, req: protocol.EmbeddingRequest, inputs: list,
+                   log: dict) -> tuple:
+    """Vectors for the cache misses, within the request deadline."""
+    if not inputs:
+        return None, []
+    deadline = runtime.config.server.request_timeout_s
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(deadline):
+            result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions)
+    except TimeoutError:
+        raise UpstreamTimeout(f"no answer within the request deadline ({deadline:g} s)") from None
+    finally:
+        log["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    log.update(deployment=",".join(result.served_by), attempts=result.attempts,
+               tokens_estimated=result.tokens_estimated)
+    return result.vectors, result.item_tokens
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from router.auth import KeyStore
 from router.cache import VectorCache
 from router.config import Config
+from router.limits import MemoryLimiter
 from router.providers import KINDS, Provider
 from router.routing import Routes
 
@@ -44,17 +45,18 @@ class Runtime:
 
 @dataclass
 class Services:
-    """What the app holds for its lifetime: the live runtime and the cache."""
+    """What the app holds for its lifetime: the live runtime, the cache and the limiter."""
 
     runtime: Runtime
     cache: VectorCache | None
+    limiter: MemoryLimiter
     log: object
 
     @classmethod
     async def start(cls, config: Config, log: object) -> Services:
         cache = (VectorCache(config.cache.max_bytes, config.cache.ttl_s)
                  if config.cache.backend == "memory" else None)
-        return cls(await Runtime.start(config), cache, log)
+        return cls(await Runtime.start(config), cache, MemoryLimiter(), log)
 
     async def aclose(self) -> None:
         await self.runtime.aclose()
