@@ -47,9 +47,6 @@ class KeyStore:
             raise AuthenticationError("Incorrect API key provided.")
         return principal
 
-    def has_digest(self, sha256_hex: str) -> bool:
-        return bytes.fromhex(sha256_hex) in self._by_digest
-
 
 def new_key() -> tuple[str, str]:
     """A fresh random key and its sha256, for `embeddings-router keys new`."""

@@ -50,7 +50,6 @@ class ProviderKind:
     parse_settings: Callable[[Any], Any]            # config.Section -> frozen settings
     create: Callable[[str, Any], Provider]          # (name, settings) -> provider
     check_model: Callable[[Any, str], str | None] = lambda settings, model: None
-    same_client: Callable[[Any, Any], bool] = lambda a, b: a == b
 
 
 def checked_vectors(vectors: np.ndarray, expected: int, provider: str) -> np.ndarray:
