@@ -48,7 +48,6 @@ class _KeyState:
 class Admission:
     """One admitted request; leaving it returns the concurrency slot and settles its tokens."""
 
-    limiter: MemoryLimiter
     state: _KeyState
     estimated: int
     headers: dict[str, str] = field(default_factory=dict)
@@ -100,7 +99,7 @@ class MemoryLimiter:
         if state.tokens is not None:
             state.tokens.level -= estimated_tokens
         state.in_flight += 1
-        return Admission(self, state, estimated_tokens, _headers(state))
+        return Admission(state, estimated_tokens, _headers(state))
 
     def _state(self, principal: Principal, now: float) -> _KeyState:
         limits = principal.limits

@@ -24,7 +24,8 @@ async def embeddings(services: Services, request: Request, log: dict) -> Respons
     req = protocol.parse(body, max_inputs=principal.limits.max_inputs or runtime.config.server.max_inputs)
     log.update(model=req.model, inputs=len(req.inputs))
     route = runtime.routes.resolve(req.model, principal)
-    with services.limiter.admit(principal, sum(estimate_tokens(req.inputs))) as admission:
+    estimate = sum(estimate_tokens(req.inputs)) if principal.limits.tpm else 0  # only a tpm limit needs it
+    with services.limiter.admit(principal, estimate) as admission:
         keys = VectorCache.keys(route.model.space, req.dimensions, req.inputs, req.tokens)
         lookup = Lookup(services.cache, keys, req.inputs, read=not _no_cache(request))
         fresh, fresh_tokens = await _compute(runtime, route, req, lookup.miss_inputs, log)

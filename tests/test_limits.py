@@ -109,3 +109,14 @@ def test_concurrency_over_http(make_router, upstream, upstream_url):
     with ThreadPoolExecutor(3) as pool:
         statuses = sorted(pool.map(call, range(3)))
     assert statuses[0] == 200 and 429 in statuses
+
+
+def test_tpm_over_http_charges_real_usage(make_router, upstream, upstream_url):
+    router = limited_router(make_router, upstream_url, tpm=10)
+    with router.client("sk-metered") as c:
+        first = c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "y" * 60})
+        assert first.status_code == 200 and first.json()["usage"]["prompt_tokens"] == 16  # the fake's count
+        refused = c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "z"})
+    assert refused.status_code == 429
+    assert refused.json()["error"]["type"] == "tokens"
+    assert "Limit 10" in refused.json()["error"]["message"]

@@ -52,7 +52,6 @@ class Batcher:
         self._wake = asyncio.Event()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")
         self._owner: asyncio.Task | None = None
-        self.batches = 0
 
     @property
     def queue_depth(self) -> int:
@@ -98,7 +97,6 @@ class Batcher:
                     for job in {id(j): j for j, _, _ in batch}.values():
                         self._fail(job, exc)
                     continue
-                self.batches += 1
                 for row, (job, index, _) in enumerate(batch):
                     self._deliver(job, index, vectors[row])
 
