@@ -4,6 +4,7 @@ starts and stops the runtime (providers, local models)."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
@@ -12,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
 from router import api
-from router.config import Config
+from router.config import Config, load
 from router.errors import RouterError
 from router.observability import configure_logging
 from router.runtime import Services
@@ -46,3 +47,10 @@ def create_app(config: Config, *, log_format: str = "json", log_level: str = "in
         exception_handlers={RouterError: api.on_router_error, HTTPException: api.on_http_error,
                             Exception: api.on_unhandled},
     )
+
+
+def app_from_environment() -> Starlette:
+    """The app of one `serve --workers N` process: uvicorn imports this in each worker."""
+    return create_app(load(os.environ["EMBEDDINGS_ROUTER_CONFIG"]),
+                      log_format=os.environ.get("EMBEDDINGS_ROUTER_LOG_FORMAT", "json"),
+                      log_level=os.environ.get("EMBEDDINGS_ROUTER_LOG_LEVEL", "info"))

@@ -25,6 +25,7 @@ class Principal:
     name: str
     models: tuple[str, ...]
     limits: KeyLimits
+    model_limits: tuple[tuple[str, KeyLimits], ...] = ()
 
     def allows(self, *names: str) -> bool:
         return any(fnmatchcase(name, pattern) for name in names for pattern in self.models)
@@ -32,7 +33,8 @@ class Principal:
 
 class KeyStore:
     def __init__(self, keys: Iterable[KeyConfig]) -> None:
-        self._by_digest = {bytes.fromhex(k.sha256): Principal(k.name, k.models, k.limits) for k in keys}
+        self._by_digest = {bytes.fromhex(k.sha256): Principal(k.name, k.models, k.limits, k.model_limits)
+                           for k in keys}
 
     def authenticate(self, authorization: str | None) -> Principal:
         if not authorization:

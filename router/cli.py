@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import socket
 import sys
+from pathlib import Path
 
 from router import config as config_mod
 from router.auth import DEV_KEY, DEV_KEY_SHA256, new_key
@@ -21,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int)
     serve.add_argument("--log-format", choices=("json", "console"), default="json")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker processes on one port (needs limits.backend: redis)")
 
     check = commands.add_parser("check-config", help="validate a config file (exit 0 or 1)")
     check.add_argument("file")
@@ -93,9 +97,25 @@ def _serve(args: argparse.Namespace) -> int:
               f"{DEV_KEY!r}; remove it from `keys:` (make one with `embeddings-router keys new NAME`) "
               "or listen on 127.0.0.1", file=sys.stderr)
         return 1
-    app = create_app(config, log_format=args.log_format, log_level=args.log_level)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning",
-                server_header=False, timeout_graceful_shutdown=10)
+    options = dict(host=host, port=port, access_log=False, log_level="warning", server_header=False,
+                   timeout_graceful_shutdown=10)
+    if args.workers < 1:
+        print("--workers must be at least 1", file=sys.stderr)
+        return 1
+    if args.workers > 1:
+        if config.limits.backend != "redis":
+            print(f"refusing --workers {args.workers}: with `limits: {{backend: {config.limits.backend}}}` each "
+                  f"worker counts limits on its own, so every key would get {args.workers} times its limits; "
+                  "set `limits: {backend: redis}` (and `cache: {backend: redis}` to share the cache) or run one "
+                  "worker", file=sys.stderr)
+            return 1
+        # Each worker process builds its own app from the same file (see router.app.app_from_environment).
+        os.environ.update({"EMBEDDINGS_ROUTER_CONFIG": str(Path(args.config).resolve()),
+                           "EMBEDDINGS_ROUTER_LOG_FORMAT": args.log_format,
+                           "EMBEDDINGS_ROUTER_LOG_LEVEL": args.log_level})
+        uvicorn.run("router.app:app_from_environment", factory=True, workers=args.workers, **options)
+        return 0
+    uvicorn.run(create_app(config, log_format=args.log_format, log_level=args.log_level), **options)
     return 0
 
 

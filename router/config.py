@@ -135,6 +135,7 @@ class KeyLimits:
     tpm: int | None = None
     concurrency: int | None = None
     max_inputs: int | None = None
+    tokens_per_day: int | None = None  # a budget per UTC day
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ class KeyConfig:
     sha256: str
     models: tuple[str, ...] = ("*",)
     limits: KeyLimits = KeyLimits()
+    # (model glob, limits): counted per matching model, on top of the key's own limits
+    model_limits: tuple[tuple[str, KeyLimits], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -155,11 +158,14 @@ class CacheConfig:
 @dataclass(frozen=True)
 class LimitsConfig:
     backend: str = "memory"
+    on_redis_error: str = "allow"  # allow | deny, while Redis is unreachable
 
 
 @dataclass(frozen=True)
 class RedisConfig:
     url: str = "redis://127.0.0.1:6379/0"
+    prefix: str = "embeddings-router:"  # of every key the router writes
+    timeout_s: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -172,6 +178,10 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     redis: RedisConfig = RedisConfig()
     version: str = field(default="", compare=False)
+
+    @property
+    def uses_redis(self) -> bool:
+        return "redis" in (self.cache.backend, self.limits.backend)
 
 
 def load(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Config:
@@ -251,18 +261,24 @@ def _build(root: Section) -> Config:
     keys = _keys(root, models)
     cache_raw = root.section("cache")
     cache = CacheConfig(
-        backend=cache_raw.get("backend", str, "memory", check=one_of("memory", "none")),  # redis: issue 5
+        backend=cache_raw.get("backend", str, "memory", check=one_of("memory", "redis", "none")),
         max_bytes=cache_raw.get("max_bytes", int, 256 * 1024 * 1024, check=positive),
         ttl_s=cache_raw.get("ttl_s", float, 86400.0, check=positive),
     )
     cache_raw.done()
     limits_raw = root.section("limits")
-    limits = LimitsConfig(backend=limits_raw.get("backend", str, "memory", check=one_of("memory")))  # redis: issue 5
+    limits = LimitsConfig(
+        backend=limits_raw.get("backend", str, "memory", check=one_of("memory", "redis")),
+        on_redis_error=limits_raw.get("on_redis_error", str, "allow", check=one_of("allow", "deny")),
+    )
     limits_raw.done()
     redis_raw = root.section("redis")
-    redis = RedisConfig(url=redis_raw.get(
-        "url", str, "redis://127.0.0.1:6379/0",
-        check=lambda u: None if u.startswith(("redis://", "rediss://", "unix://")) else "must be a redis:// URL"))
+    redis = RedisConfig(
+        url=redis_raw.get("url", str, "redis://127.0.0.1:6379/0", check=lambda u: None if u.startswith(
+            ("redis://", "rediss://", "unix://")) else "must be a redis://, rediss:// or unix:// URL"),
+        prefix=redis_raw.get("prefix", str, "embeddings-router:"),
+        timeout_s=redis_raw.get("timeout_s", float, 0.5, check=positive),
+    )
     redis_raw.done()
     root.done()
     return Config(server, providers, models, keys, cache, limits, redis)
@@ -308,10 +324,18 @@ def _keys(root: Section, models: Mapping[str, ModelConfig]) -> tuple[KeyConfig, 
             raise ConfigError(f"{k.at('sha256')}: the same key hash appears twice")
         names.add(name)
         hashes.add(digest)
-        lim = k.section("limits")
-        limits = KeyLimits(**{f: lim.get(f, int, None, check=positive)
-                              for f in ("rpm", "tpm", "concurrency", "max_inputs")})
-        lim.done()
-        keys.append(KeyConfig(name, digest, k.strings("models", ("*",)), limits))
+        limits = _limits(k.section("limits"), ("rpm", "tpm", "concurrency", "max_inputs", "tokens_per_day"))
+        per_model = k.section("model_limits")
+        model_limits = tuple((str(pattern), _limits(per_model.section(str(pattern)), ("rpm", "tpm", "concurrency",
+                                                                                        "tokens_per_day")))
+                             for pattern in per_model.raw)
+        per_model.done()
+        keys.append(KeyConfig(name, digest, k.strings("models", ("*",)), limits, model_limits))
         k.done()
     return tuple(keys)
+
+
+def _limits(section: Section, fields: tuple[str, ...]) -> KeyLimits:
+    limits = KeyLimits(**{f: section.get(f, int, None, check=positive) for f in fields})
+    section.done()
+    return limits

@@ -9,9 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router import protocol
-from router.cache import Lookup, VectorCache
+from router.cache import Lookup, cache_keys
 from router.errors import PayloadTooLarge, UnsupportedMediaType, UpstreamTimeout
-from router.providers.base import estimate_tokens
 from router.routing import Route, dispatch
 from router.runtime import Runtime, Services
 
@@ -24,13 +23,13 @@ async def embeddings(services: Services, request: Request, log: dict) -> Respons
     req = protocol.parse(body, max_inputs=principal.limits.max_inputs or runtime.config.server.max_inputs)
     log.update(model=req.model, inputs=len(req.inputs))
     route = runtime.routes.resolve(req.model, principal)
-    estimate = sum(estimate_tokens(req.inputs)) if principal.limits.tpm else 0  # only a tpm limit needs it
-    with services.limiter.admit(principal, estimate) as admission:
-        keys = VectorCache.keys(route.model.space, req.dimensions, req.inputs, req.tokens)
-        lookup = Lookup(services.cache, keys, req.inputs, read=not _no_cache(request))
-        fresh, fresh_tokens = await _compute(runtime, route, req, lookup.miss_inputs, log)
-        vectors, admission.actual = lookup.merge(fresh, fresh_tokens)
+    async with services.limiter.admit(principal, route.model.name, req.inputs) as admission:
+        keys = cache_keys(route.model.space, req.dimensions, req.inputs, req.tokens)
+        lookup = await services.cache.lookup(keys, req.inputs, read=not _no_cache(request))
+        vectors, admission.actual = await _compute(runtime, route, req, lookup, log)
     log.update(tokens=admission.actual, cache_hits=lookup.hits)
+    if lookup.shared:
+        log["shared_inputs"] = lookup.shared
     headers = {**admission.headers, "x-cache-hits": str(lookup.hits),
                "x-cache-misses": str(len(req.inputs) - lookup.hits),
                "x-router-deployment": log.get("deployment", "cache")}
@@ -38,23 +37,27 @@ async def embeddings(services: Services, request: Request, log: dict) -> Respons
     return Response(content, media_type="application/json", headers=headers)
 
 
-async def _compute(runtime: Runtime, route: Route, req: protocol.EmbeddingRequest, inputs: list,
+async def _compute(runtime: Runtime, route: Route, req: protocol.EmbeddingRequest, lookup: Lookup,
                    log: dict) -> tuple:
-    """Vectors for the cache misses, within the request deadline."""
-    if not inputs:
-        return None, []
+    """Every vector, in input order, and the tokens, within the request deadline."""
+
+    async def upstream(inputs: list) -> tuple:
+        result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions)
+        log.update(deployment=",".join(result.served_by), attempts=result.attempts,
+                   tokens_estimated=result.tokens_estimated)
+        return result.vectors, result.item_tokens
+
+    if not lookup.miss_inputs and not lookup.shared:
+        return await lookup.finish(upstream)  # all cache hits: no deadline to keep
     deadline = runtime.config.server.request_timeout_s
     started = time.perf_counter()
     try:
         async with asyncio.timeout(deadline):
-            result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions)
+            return await lookup.finish(upstream)
     except TimeoutError:
         raise UpstreamTimeout(f"no answer within the request deadline ({deadline:g} s)") from None
     finally:
         log["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    log.update(deployment=",".join(result.served_by), attempts=result.attempts,
-               tokens_estimated=result.tokens_estimated)
-    return result.vectors, result.item_tokens
 
 
 async def read_body(request: Request, limit: int) -> bytes:

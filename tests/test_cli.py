@@ -38,3 +38,9 @@ def test_keys_new_prints_a_key_and_its_hash():
 def test_serve_refuses_public_address_with_the_dev_key():
     refused = run("serve", "--config", str(DEFAULT_CONFIG), "--host", "0.0.0.0", "--port", "1")
     assert refused.returncode == 1 and "development key" in refused.stderr
+
+
+def test_serve_refuses_workers_with_per_process_limits():
+    refused = run("serve", "--config", str(DEFAULT_CONFIG), "--workers", "2", "--port", "1")
+    assert refused.returncode == 1
+    assert "every key would get 2 times its limits" in refused.stderr and "backend: redis" in refused.stderr

@@ -1,83 +1,17 @@
-"""Per-key limits: buckets on a fake clock, and the 429s and headers over HTTP."""
+"""Per-key limits over HTTP: 429 bodies, headers, per-model limits, real usage."""
 
 from __future__ import annotations
 
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from router.auth import Principal
-from router.config import KeyLimits
-from router.errors import RateLimited
-from router.limits import MemoryLimiter
 from tests.conftest import config_dict
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def principal(**limits: int) -> Principal:
-    return Principal("team", ("*",), KeyLimits(**limits))
-
-
-def test_rpm_bursts_to_the_limit_then_refills():
-    clock = Clock()
-    limiter, key = MemoryLimiter(clock), principal(rpm=60)
-    for _ in range(60):
-        with limiter.admit(key, 1):
-            pass
-    with pytest.raises(RateLimited) as exc:
-        limiter.admit(key, 1)
-    assert exc.value.type == "requests" and exc.value.code == "rate_limit_exceeded"
-    assert 0 < exc.value.retry_after <= 1.0 and "Limit 60" in exc.value.message
-    clock.now += 1.0
-    with limiter.admit(key, 1) as admission:
-        assert admission.headers["x-ratelimit-remaining-requests"] == "0"
-
-
-def test_tokens_are_reconciled_with_real_usage():
-    clock = Clock()
-    limiter, key = MemoryLimiter(clock), principal(tpm=100)
-    with limiter.admit(key, 10) as admission:
-        admission.actual = 90  # the estimate was low: the real count is charged
-    with pytest.raises(RateLimited) as exc:
-        limiter.admit(key, 20)
-    assert exc.value.type == "tokens"
-    clock.now += 6  # 10 tokens a second
-    with limiter.admit(key, 20):
-        pass
-
-
-def test_concurrency_slots_are_returned_even_on_failure():
-    limiter, key = MemoryLimiter(Clock()), principal(concurrency=1)
-    with pytest.raises(ZeroDivisionError), limiter.admit(key, 1):
-        with pytest.raises(RateLimited):
-            limiter.admit(key, 1)
-        raise ZeroDivisionError
-    with limiter.admit(key, 1):
-        pass
-
-
-def test_changed_limits_take_effect():
-    limiter = MemoryLimiter(Clock())
-    with limiter.admit(principal(rpm=1), 1):
-        pass
-    with pytest.raises(RateLimited):
-        limiter.admit(principal(rpm=1), 1)
-    with limiter.admit(principal(rpm=5), 1):
-        pass
-
-
-def limited_router(make_router, upstream_url: str, **limits: int):
+def limited_router(make_router, upstream_url: str, model_limits: dict | None = None, **limits: int):
     config = config_dict(upstream_url)
     config["keys"].append({"name": "metered", "sha256": hashlib.sha256(b"sk-metered").hexdigest(),
-                           "limits": limits})
+                           "limits": limits, "model_limits": model_limits or {}})
     return make_router(config)
 
 
@@ -120,3 +54,26 @@ def test_tpm_over_http_charges_real_usage(make_router, upstream, upstream_url):
     assert refused.status_code == 429
     assert refused.json()["error"]["type"] == "tokens"
     assert "Limit 10" in refused.json()["error"]["message"]
+
+
+def test_model_limits_count_apart_from_the_key(make_router, upstream, upstream_url):
+    router = limited_router(make_router, upstream_url, model_limits={"bge-*": {"rpm": 2}}, rpm=100)
+    with router.client("sk-metered") as c:
+        bge = [c.post("/v1/embeddings", json={"model": "BAAI/bge-base-en-v1.5", "input": f"b{i}"}).status_code
+               for i in range(3)]
+        other = c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "t"})
+        refused = c.post("/v1/embeddings", json={"model": "bge-base-en-v1.5", "input": "b9"})
+    assert bge == [200, 200, 429] and other.status_code == 200
+    assert other.headers["x-ratelimit-limit-requests"] == "100"
+    assert "on models 'bge-*'" in refused.json()["error"]["message"]
+
+
+def test_daily_token_budget(make_router, upstream, upstream_url):
+    router = limited_router(make_router, upstream_url, tokens_per_day=5)
+    with router.client("sk-metered") as c:
+        first = c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": ["abc"] * 4})
+        refused = c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": ["abd"] * 2})
+    assert first.status_code == 200 and refused.status_code == 429
+    error = refused.json()["error"]
+    assert error["type"] == "tokens" and "Daily token budget" in error["message"] and "Limit 5" in error["message"]
+    assert 0 < int(refused.headers["retry-after"]) <= 86400
