@@ -215,12 +215,24 @@ def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
             if default is not None:
                 return default
             raise ConfigError(f"{path or 'config'}: environment variable {name} is not set")
-        return _ENV.sub(sub, value)
+        result = _ENV.sub(sub, value)
+        if result != value and _ENV.fullmatch(value):
+            return _scalar(result)  # `rpm: ${RPM:-600}` is the number 600
+        return result
     if isinstance(value, Mapping):
         return {k: _interpolate(v, f"{path}.{k}" if path else str(k), env) for k, v in value.items()}
     if isinstance(value, list):
         return [_interpolate(v, f"{path}[{i}]", env) for i, v in enumerate(value)]
     return value
+
+
+def _scalar(text: str) -> Any:
+    """A whole-value substitution typed as YAML would type it; only numbers and booleans."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, int | float | bool) else text
 
 
 def _build(root: Section) -> Config:

@@ -27,6 +27,11 @@ def test_shipped_and_example_configs_load():
     example = load(DEFAULT_CONFIG.with_name("example.yaml"),
                    env={"TOGETHER_API_KEY": "t", "OPENAI_API_KEY": "o"})
     assert {"together", "openai", "local"} <= set(example.providers)
+    compose = load(DEFAULT_CONFIG.with_name("compose.yaml"), env={"ROUTER_KEY_SHA256": "a" * 64,
+                                                                   "ROUTER_KEY_RPM": "60"})
+    assert compose.limits.backend == compose.cache.backend == "redis" and compose.uses_redis
+    assert compose.keys[0].limits.rpm == 60 and compose.keys[0].limits.tpm == 1_000_000
+    assert compose.redis.url == "redis://redis:6379/0"
 
 
 @pytest.mark.parametrize(("mutate", "message"), [
@@ -46,6 +51,15 @@ def test_shipped_and_example_configs_load():
     (lambda c: c["keys"][0].update(limits={"rpm": -1}), "keys[0].limits.rpm: must be greater than 0"),
     (lambda c: c["server"].update(port=70000), "server.port: must be 0-65535"),
     (lambda c: c.update(cache={"backend": "disk"}), "cache.backend: must be one of"),
+    (lambda c: c.update(limits={"backend": "redis", "on_redis_error": "ignore"}),
+     "limits.on_redis_error: must be one of allow, deny; got 'ignore'"),
+    (lambda c: c.update(redis={"url": "http://x"}), "redis.url: must be a redis://"),
+    (lambda c: c["keys"][0].update(model_limits={"bge-*": {"rpm": 0}}),
+     "keys[0].model_limits.bge-*.rpm: must be greater than 0"),
+    (lambda c: c["keys"][0].update(model_limits={"bge-*": {"max_inputs": 3}}),
+     "keys[0].model_limits.bge-*.max_inputs: unknown field"),
+    (lambda c: c["keys"][0].update(limits={"tokens_per_day": "lots"}),
+     "keys[0].limits.tokens_per_day: expected an integer"),
     (lambda c: c.update(extra_section={}), "extra_section: unknown field"),
     (lambda c: c["providers"].update(local={"kind": "local", "models": {"m": {"path": "/no/such/dir"}}}),
      "providers.local.models.m.path: '/no/such/dir' is not a directory"),
@@ -67,6 +81,17 @@ def test_env_interpolation_and_missing_variable():
     assert config.providers["fake"].settings.api_key == "secret-value"
     assert config.providers["fake"].settings.base_url == "http://127.0.0.1:1/v1"
     assert "secret-value" not in repr(config)
+
+
+def test_a_whole_value_placeholder_is_typed_and_a_partial_one_stays_text():
+    raw = copy.deepcopy(BASE)
+    raw["keys"][0]["limits"] = {"rpm": "${RPM:-600}"}
+    raw["keys"][0]["name"] = "team-${RPM:-600}"
+    config = parse(yaml.safe_dump(raw), env={})
+    assert config.keys[0].limits.rpm == 600 and config.keys[0].name == "team-600"
+    raw["keys"][0]["limits"] = {"rpm": "${RPM}"}
+    with pytest.raises(ConfigError, match=r"keys\[0\].limits.rpm: expected an integer, got a string"):
+        parse(yaml.safe_dump(raw), env={"RPM": "[1, 2]"})
 
 
 def test_yaml_syntax_error_has_a_position():
