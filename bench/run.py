@@ -156,6 +156,55 @@ def overhead(seconds: float, lines: list[str]) -> None:
     os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
 
 
+def shared_state(seconds: float, lines: list[str]) -> None:
+    """What limits and the cache cost when they live in Redis (127.0.0.1:6379) instead of the process."""
+    import redis
+
+    os.sched_setaffinity(0, {1})
+    texts = sentences(4096, seed=11)
+    up_port = free_port()
+    limited = {**dev_key_entry(), "limits": {"rpm": 10**9, "tpm": 10**12, "concurrency": 10**6}}
+    variants = [  # name, key entry, cache, limits
+        ("no limits, memory cache", dev_key_entry(), {"backend": "memory"}, {"backend": "memory"}),
+        ("rpm+tpm+concurrency in memory", limited, {"backend": "memory"}, {"backend": "memory"}),
+        ("rpm+tpm+concurrency in Redis", limited, {"backend": "memory"}, {"backend": "redis"}),
+        # a 1-byte first level: every hit is read from Redis
+        ("Redis cache, hits from Redis", dev_key_entry(), {"backend": "redis", "max_bytes": 1},
+         {"backend": "memory"}),
+    ]
+    lines += ["## Limits and cache in Redis", "",
+              "Router pinned to core 0, Redis (the machine's) unpinned, fake upstream and load generator on core 1. "
+              f"{seconds:g} s per cell. Misses bypass the cache (`no-cache`); the hit column reads 64 cached inputs.",
+              "", "| variant | c1 p50 ms | c32 req/s | c32 p50 ms | cache hits c32 req/s |", "|---|---|---|---|---|"]
+    with process([sys.executable, "-m", "bench.fake_upstream", str(up_port)], cpu=1):
+        for name, key, cache, limits in variants:
+            prefix = f"bench-{os.getpid()}-{len(lines)}:"
+            router_port = free_port()
+            config = write_config({
+                "server": {"port": router_port},
+                "providers": {"fake": {"kind": "openai", "base_url": f"http://127.0.0.1:{up_port}/v1"}},
+                "models": {"bench-384": {"deployments": [{"provider": "fake", "model": "bench-384"}]}},
+                "keys": [key], "cache": cache, "limits": limits, "redis": {"prefix": prefix},
+            })
+            with process([str(BIN / "embeddings-router"), "serve", "--config", config, "--log-level", "warning"],
+                         cpu=0):
+                wait_for_answer(router_port, {"model": "bench-384", "input": "hello"}, time.perf_counter())
+                payloads = bodies("bench-384", texts, 1)
+                one = load(router_port, payloads, 1, seconds)
+                many = load(router_port, payloads, 32, seconds)
+                hits = bodies("bench-384", texts[:64], 1)
+                load(router_port, hits, 32, 0.5, no_cache=False)
+                cached = load(router_port, hits, 32, seconds, no_cache=False)
+            lines.append(f"| {name} | {one.pct(50):.3f} | {many.rps:,.0f} | {many.pct(50):.3f} | {cached.rps:,.0f} |")
+            print(lines[-1], flush=True)
+            os.unlink(config)
+            client = redis.Redis()
+            for k in client.scan_iter(match=f"{prefix}*", count=1000):
+                client.delete(k)
+    lines.append("")
+    os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+
+
 def local_model(seconds: float, lines: list[str]) -> None:
     from router.local import export, model_files
     from router.local.engine import Engine
@@ -236,13 +285,15 @@ def header(lines: list[str], command: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=4.0)
-    parser.add_argument("--only", choices=("overhead", "local"))
+    parser.add_argument("--only", choices=("overhead", "shared", "local"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     args = parser.parse_args()
     lines: list[str] = []
     header(lines, "make bench  # python -m bench.run " + " ".join(sys.argv[1:]))
     if args.only in (None, "overhead"):
         overhead(args.seconds, lines)
+    if args.only in (None, "shared"):
+        shared_state(args.seconds, lines)
     if args.only in (None, "local"):
         local_model(args.seconds, lines)
     Path(args.out).write_text("\n".join(lines) + "\n")
