@@ -78,3 +78,18 @@ def test_a_vector_cached_by_one_replica_is_a_hit_on_another(replicas, upstream):
     assert second.headers["x-cache-hits"] == third.headers["x-cache-hits"] == "1"
     assert second.json()["data"] == first.json()["data"] == third.json()["data"]
     assert len(upstream.requests) == 1
+
+
+def test_serve_workers_share_limits_through_redis(upstream_server, upstream, tmp_path):
+    prefix = unique_prefix()
+    config = config_dict(upstream_server[1])
+    config["keys"].append({"name": "rpm10", "sha256": hashlib.sha256(b"sk-rpm10").hexdigest(), "limits": {"rpm": 10}})
+    config.update(limits={"backend": "redis"}, redis={"url": SHARED_URL, "prefix": prefix})
+    try:
+        with RouterProcess(config, tmp_path, "--workers", "2") as router:
+            answers = burst([router], "sk-rpm10", [{"model": MODEL, "input": f"w{i}"} for i in range(20)])
+        assert router.log_path.read_text().count('"event":"started"') == 2  # two processes served
+        assert 10 <= sum(a.status_code == 200 for a in answers) <= 11
+        assert {a.status_code for a in answers} == {200, 429}
+    finally:
+        delete_prefix(SHARED_URL, prefix)
