@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from router import errors, pipeline
+from router.admin import status
+from router.metrics import CONTENT_TYPE
 from router.runtime import Services
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -35,6 +37,7 @@ async def create_embeddings(request: Request) -> Response:
         response = await pipeline.embeddings(services, request, log)
     except errors.RouterError as exc:
         log["error"] = exc.code
+        services.metrics.refused(log.get("key", ""), exc)
         response = errors.render(exc)
     except Exception:
         services.log.exception("unhandled error", request_id=request_id)
@@ -42,6 +45,7 @@ async def create_embeddings(request: Request) -> Response:
     response.headers["x-request-id"] = request_id
     log.update(status=response.status_code, total_ms=round((time.perf_counter() - started) * 1000, 2))
     services.log.info("embeddings", **log)
+    services.metrics.request(log, response.status_code)
     return response
 
 
@@ -62,7 +66,51 @@ async def retrieve_model(request: Request) -> Response:
 
 
 async def health(request: Request) -> Response:
+    """Alive: the process answers."""
     return _json({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Ready for traffic: config loaded, local models warm (both before the app serves), Redis reachable."""
+    services = _services(request)
+    ok, why = await services.ready()
+    if not ok:
+        raise errors.Overloaded(f"not ready: {why}", code="not_ready")
+    return _json({"status": "ready", "config_version": services.runtime.config.version})
+
+
+async def metrics(request: Request) -> Response:
+    return Response(_services(request).metrics.exposition(), media_type=CONTENT_TYPE)
+
+
+def _admin(request: Request) -> None:
+    runtime = _services(request).runtime
+    authorization = request.headers.get("authorization")
+    try:
+        runtime.admins.authenticate(authorization)
+    except errors.AuthenticationError:
+        runtime.keys.authenticate(authorization)  # unknown key: 401 as anywhere else
+        raise errors.PermissionDenied("This key is not an admin key; /admin needs one listed in admin_keys.",
+                                      code="admin_key_required") from None
+
+
+async def admin_status(request: Request) -> Response:
+    _admin(request)
+    services = _services(request)
+    return _json(status(services))
+
+
+async def admin_reload(request: Request) -> Response:
+    _admin(request)
+    reloader = _services(request).reloader
+    if reloader is None:
+        raise errors.InvalidRequest("This router was started without a config file to reload.",
+                                    code="reload_unavailable")
+    outcome = await reloader.reload("admin")
+    if outcome.result == "rejected":
+        raise errors.InvalidRequest(f"config rejected, the running config keeps serving: {outcome.error}",
+                                    code="config_rejected")
+    return _json(outcome.as_dict())
 
 
 async def on_router_error(request: Request, exc: Exception) -> Response:

@@ -3,8 +3,10 @@ starts and stops the runtime (providers, local models)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import signal
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
@@ -15,42 +17,62 @@ from starlette.routing import Route
 from router import api
 from router.config import Config, load
 from router.errors import RouterError
+from router.metrics import Metrics
 from router.observability import configure_logging
+from router.reload import Reloader
 from router.runtime import Services
 
 
-def create_app(config: Config, *, log_format: str = "json", log_level: str = "info",
-               log_stream: BinaryIO | None = None) -> Starlette:
+def create_app(config: Config, *, config_path: str | None = None, log_format: str = "json",
+               log_level: str = "info", log_stream: BinaryIO | None = None, watch: bool = True) -> Starlette:
+    """The app serving `config`. With `config_path`, it reloads that file on SIGHUP, on
+    POST /admin/reload and (with `watch`) whenever the file changes."""
     log = configure_logging(log_format, log_level, log_stream)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        app.state.services = await Services.start(config, log)
+        services = await Services.start(config, log, metrics)
+        app.state.services = services
+        background: list[asyncio.Task] = []
+        if config_path is not None:
+            services.reloader = reloader = Reloader(services, config_path)
+            if watch:
+                background.append(asyncio.get_running_loop().create_task(reloader.watch()))
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # only in the main thread
+                asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.spawn, "signal")
         log.info("started", config_version=config.version, models=sorted(config.models),
-                 providers=sorted(config.providers))
+                 providers=sorted(config.providers), reload=config_path is not None)
         try:
             yield
         finally:
-            await app.state.services.aclose()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await services.aclose()
 
-    routes = [
-        Route("/v1/embeddings", api.create_embeddings, methods=["POST"]),
-        Route("/embeddings", api.create_embeddings, methods=["POST"]),
-        Route("/v1/models", api.list_models, methods=["GET"]),
-        Route("/models", api.list_models, methods=["GET"]),
-        Route("/v1/models/{model:path}", api.retrieve_model, methods=["GET"]),
-        Route("/health", api.health, methods=["GET"]),
-    ]
-    return Starlette(
-        routes=routes,
+    app = Starlette(
+        routes=[
+            Route("/v1/embeddings", api.create_embeddings, methods=["POST"]),
+            Route("/embeddings", api.create_embeddings, methods=["POST"]),
+            Route("/v1/models", api.list_models, methods=["GET"]),
+            Route("/models", api.list_models, methods=["GET"]),
+            Route("/v1/models/{model:path}", api.retrieve_model, methods=["GET"]),
+            Route("/health", api.health, methods=["GET"]),
+            Route("/ready", api.ready, methods=["GET"]),
+            Route("/metrics", api.metrics, methods=["GET"]),
+            Route("/admin/status", api.admin_status, methods=["GET"]),
+            Route("/admin/reload", api.admin_reload, methods=["POST"]),
+        ],
         lifespan=lifespan,
         exception_handlers={RouterError: api.on_router_error, HTTPException: api.on_http_error,
                             Exception: api.on_unhandled},
     )
-
+    metrics = Metrics(lambda: getattr(app.state, "services", None))
+    return app
 
 def app_from_environment() -> Starlette:
     """The app of one `serve --workers N` process: uvicorn imports this in each worker."""
-    return create_app(load(os.environ["EMBEDDINGS_ROUTER_CONFIG"]),
+    path = os.environ["EMBEDDINGS_ROUTER_CONFIG"]
+    return create_app(load(path), config_path=path,
                       log_format=os.environ.get("EMBEDDINGS_ROUTER_LOG_FORMAT", "json"),
                       log_level=os.environ.get("EMBEDDINGS_ROUTER_LOG_LEVEL", "info"))

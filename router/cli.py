@@ -115,7 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
                            "EMBEDDINGS_ROUTER_LOG_LEVEL": args.log_level})
         uvicorn.run("router.app:app_from_environment", factory=True, workers=args.workers, **options)
         return 0
-    uvicorn.run(create_app(config, log_format=args.log_format, log_level=args.log_level), **options)
+    uvicorn.run(create_app(config, config_path=args.config, log_format=args.log_format,
+                           log_level=args.log_level), **options)
     return 0
 
 

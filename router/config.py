@@ -149,6 +149,14 @@ class KeyConfig:
 
 
 @dataclass(frozen=True)
+class AdminKeyConfig:
+    """A key for /admin/*; it cannot call the embeddings API (and a user key cannot call /admin)."""
+
+    name: str
+    sha256: str
+
+
+@dataclass(frozen=True)
 class CacheConfig:
     backend: str = "memory"
     max_bytes: int = 256 * 1024 * 1024
@@ -177,6 +185,7 @@ class Config:
     cache: CacheConfig = CacheConfig()
     limits: LimitsConfig = LimitsConfig()
     redis: RedisConfig = RedisConfig()
+    admin_keys: tuple[AdminKeyConfig, ...] = ()
     version: str = field(default="", compare=False)
 
     @property
@@ -202,8 +211,12 @@ def parse(text: str, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"YAML syntax error: {where}{getattr(exc, 'problem', None) or exc}") from exc
     raw = _interpolate(raw if raw is not None else {}, "", os.environ if env is None else env)
     config = _build(Section(raw, ""))
-    version = hashlib.sha256(text.encode()).hexdigest()[:12]
-    return Config(**{**config.__dict__, "version": version})
+    return Config(**{**config.__dict__, "version": version_of(text)})
+
+
+def version_of(text: str) -> str:
+    """A config's version: the start of its text's sha256, shown in logs, headers and /admin/status."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def _interpolate(value: Any, path: str, env: Mapping[str, str]) -> Any:
@@ -271,6 +284,7 @@ def _build(root: Section) -> Config:
     models_raw.done()
 
     keys = _keys(root, models)
+    admin_keys = _admin_keys(root, {k.sha256 for k in keys})
     cache_raw = root.section("cache")
     cache = CacheConfig(
         backend=cache_raw.get("backend", str, "memory", check=one_of("memory", "redis", "none")),
@@ -293,7 +307,7 @@ def _build(root: Section) -> Config:
     )
     redis_raw.done()
     root.done()
-    return Config(server, providers, models, keys, cache, limits, redis)
+    return Config(server, providers, models, keys, cache, limits, redis, admin_keys)
 
 
 def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig], kinds: Mapping) -> ModelConfig:
@@ -328,8 +342,7 @@ def _keys(root: Section, models: Mapping[str, ModelConfig]) -> tuple[KeyConfig, 
     for i, raw in enumerate(root.get("keys", list, [])):
         k = Section(raw, f"keys[{i}]")
         name = k.get("name", str)
-        digest = k.get("sha256", str, check=lambda h: None if re.fullmatch(r"[0-9a-f]{64}", h)
-                       else "must be 64 lowercase hex characters (sha256 of the key)")
+        digest = k.get("sha256", str, check=_sha256)
         if name in names:
             raise ConfigError(f"{k.at('name')}: duplicate key name {name!r}")
         if digest in hashes:
@@ -345,6 +358,22 @@ def _keys(root: Section, models: Mapping[str, ModelConfig]) -> tuple[KeyConfig, 
         keys.append(KeyConfig(name, digest, k.strings("models", ("*",)), limits, model_limits))
         k.done()
     return tuple(keys)
+
+
+def _admin_keys(root: Section, user_hashes: set[str]) -> tuple[AdminKeyConfig, ...]:
+    keys: list[AdminKeyConfig] = []
+    for i, raw in enumerate(root.get("admin_keys", list, [])):
+        k = Section(raw, f"admin_keys[{i}]")
+        key = AdminKeyConfig(k.get("name", str), k.get("sha256", str, check=_sha256))
+        if key.sha256 in user_hashes or any(key.sha256 == other.sha256 for other in keys):
+            raise ConfigError(f"{k.at('sha256')}: this key hash is already used; an admin key must be its own key")
+        keys.append(key)
+        k.done()
+    return tuple(keys)
+
+
+def _sha256(value: str) -> str | None:
+    return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be 64 lowercase hex characters (sha256 of the key)"
 
 
 def _limits(section: Section, fields: tuple[str, ...]) -> KeyLimits:

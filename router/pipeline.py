@@ -23,26 +23,29 @@ async def embeddings(services: Services, request: Request, log: dict) -> Respons
     req = protocol.parse(body, max_inputs=principal.limits.max_inputs or runtime.config.server.max_inputs)
     log.update(model=req.model, inputs=len(req.inputs))
     route = runtime.routes.resolve(req.model, principal)
+    log["route"] = route.model.name
     async with services.limiter.admit(principal, route.model.name, req.inputs) as admission:
         keys = cache_keys(route.model.space, req.dimensions, req.inputs, req.tokens)
         lookup = await services.cache.lookup(keys, req.inputs, read=not _no_cache(request))
-        vectors, admission.actual = await _compute(runtime, route, req, lookup, log)
+        vectors, admission.actual = await _compute(services, runtime, route, req, lookup, log)
     log.update(tokens=admission.actual, cache_hits=lookup.hits)
     if lookup.shared:
         log["shared_inputs"] = lookup.shared
     headers = {**admission.headers, "x-cache-hits": str(lookup.hits),
                "x-cache-misses": str(len(req.inputs) - lookup.hits),
-               "x-router-deployment": log.get("deployment", "cache")}
+               "x-router-deployment": log.get("deployment", "cache"),
+               "x-router-config-version": runtime.config.version}
     content = protocol.encode(vectors, model=req.model, tokens=admission.actual, encoding_format=req.encoding_format)
     return Response(content, media_type="application/json", headers=headers)
 
 
-async def _compute(runtime: Runtime, route: Route, req: protocol.EmbeddingRequest, lookup: Lookup,
-                   log: dict) -> tuple:
+async def _compute(services: Services, runtime: Runtime, route: Route, req: protocol.EmbeddingRequest,
+                   lookup: Lookup, log: dict) -> tuple:
     """Every vector, in input order, and the tokens, within the request deadline."""
 
     async def upstream(inputs: list) -> tuple:
-        result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions)
+        result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions,
+                                on_failure=services.metrics.upstream_failed)
         log.update(deployment=",".join(result.served_by), attempts=result.attempts,
                    tokens_estimated=result.tokens_estimated)
         return result.vectors, result.item_tokens

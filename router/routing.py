@@ -9,7 +9,7 @@ failed chunk does not cost the whole request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,12 +66,22 @@ class Routes:
         return [m for m in self.models.values() if principal.allows(m.name, *m.aliases)]
 
 
-async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: int | None) -> Dispatched:
+# Told of every failed upstream call: (provider name, model name, the error, whether another deployment is tried).
+OnFailure = Callable[[str, str, RouterError, bool], None]
+
+
+def _ignore(provider: str, model: str, error: RouterError, fell_back: bool) -> None:
+    pass
+
+
+async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: int | None,
+                   on_failure: OnFailure = _ignore) -> Dispatched:
     targets = _eligible(route, tokens=tokens, dimensions=dimensions)
     # One chunk size that every fallback can take, so a chunk moves between deployments whole.
     size = min(t.provider.capabilities(t.deployment.model).max_batch for t in targets)
     chunks = [inputs[i: i + size] for i in range(0, len(inputs), size)]
-    outcomes = await asyncio.gather(*(_with_fallback(targets, c, route.model, dimensions) for c in chunks))
+    outcomes = await asyncio.gather(*(_with_fallback(targets, c, route.model, dimensions, on_failure)
+                                      for c in chunks))
     vectors = outcomes[0][0].vectors if len(outcomes) == 1 else np.concatenate([o[0].vectors for o in outcomes])
     item_tokens = [t for o in outcomes for t in _item_tokens(o[0], o[3])]
     return Dispatched(
@@ -99,12 +109,14 @@ def _eligible(route: Route, *, tokens: bool, dimensions: int | None) -> list[Tar
 
 
 async def _with_fallback(targets: Sequence[Target], chunk: Sequence, model: ModelConfig,
-                         dimensions: int | None) -> tuple[EmbedResult, str, int, Sequence]:
+                         dimensions: int | None, on_failure: OnFailure) -> tuple[EmbedResult, str, int, Sequence]:
     last: RouterError | None = None
     for attempt, target in enumerate(targets, start=1):
         try:
             return await _call(target, chunk, model, dimensions), target.label, attempt, chunk
         except RouterError as exc:
+            if exc.status >= 500 or exc.status == 429:  # the upstream's failure, not the client's input
+                on_failure(target.deployment.provider, model.name, exc, exc.retryable and attempt < len(targets))
             if not exc.retryable:
                 raise
             last = exc

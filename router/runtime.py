@@ -6,11 +6,13 @@ so swapping in a new one (a reload) never mixes two configs in one request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from router.auth import KeyStore
 from router.cache import Cache, MemoryStore, RedisStore
-from router.config import Config
+from router.config import Config, KeyConfig
 from router.limits import Limiter
 from router.limits.memory import MemoryBackend
 from router.limits.redis import RedisBackend
@@ -19,46 +21,69 @@ from router.providers.base import estimate_tokens
 from router.redis_link import RedisLink
 from router.routing import Routes
 
+if TYPE_CHECKING:
+    from router.metrics import Metrics
+    from router.reload import Reloader
+
 
 @dataclass(frozen=True)
 class Runtime:
     config: Config
     keys: KeyStore
+    admins: KeyStore
     routes: Routes
     providers: dict[str, Provider]
+    loaded_at: float = field(default_factory=time.time)
 
     @classmethod
-    async def start(cls, config: Config) -> Runtime:
+    async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+        """Build a snapshot; a provider whose settings did not change is taken over from `previous`
+        (its HTTP connections and loaded models with it). New local models are warmed here, before
+        the snapshot can serve."""
         providers: dict[str, Provider] = {}
+        fresh: list[Provider] = []
         try:
             for name, p in config.providers.items():
-                providers[name] = KINDS[p.kind].create(name, p.settings)
-            for provider in providers.values():
+                if previous is not None and previous.config.providers.get(name) == p:
+                    providers[name] = previous.providers[name]
+                else:
+                    providers[name] = KINDS[p.kind].create(name, p.settings)
+                    fresh.append(providers[name])
+            for provider in fresh:
                 if warm := getattr(provider, "warm", None):
                     await warm()  # load and run local models before the first request
         except BaseException:
-            for provider in providers.values():
+            for provider in fresh:
                 await provider.aclose()
             raise
-        return cls(config, KeyStore(config.keys), Routes(config, providers), providers)
+        admins = KeyStore(KeyConfig(k.name, k.sha256, models=()) for k in config.admin_keys)
+        return cls(config, KeyStore(config.keys), admins, Routes(config, providers), providers)
 
-    async def aclose(self) -> None:
+    async def aclose(self, keep: Runtime | None = None) -> None:
+        """Close the providers that `keep` (the snapshot replacing this one) does not use."""
+        kept = {id(p) for p in keep.providers.values()} if keep is not None else set()
         for provider in self.providers.values():
-            await provider.aclose()
+            if id(provider) not in kept:
+                await provider.aclose()
 
 
 @dataclass
 class Services:
-    """What the app holds for its lifetime: the live runtime, the cache, the limiter and Redis."""
+    """What the app holds for its lifetime: the live runtime (swapped on reload), the cache,
+    the limiter, Redis, metrics and the log. Cache, limiter and Redis come from the config
+    the process started with (`started_with`); changing them takes a restart."""
 
     runtime: Runtime
     cache: Cache
     limiter: Limiter
     redis: RedisLink | None
-    log: object
+    log: Any
+    metrics: Metrics
+    started_with: Config
+    reloader: Reloader | None = None
 
     @classmethod
-    async def start(cls, config: Config, log: object) -> Services:
+    async def start(cls, config: Config, log: Any, metrics: Metrics) -> Services:
         redis = RedisLink(config.redis, log) if config.uses_redis else None
         if redis is not None and not await redis.ping():
             log.warning("redis is not reachable at start; the router serves and keeps trying",
@@ -78,9 +103,17 @@ class Services:
             if redis is not None:
                 await redis.aclose()
             raise
-        return cls(runtime, Cache(memory, shared), Limiter(backend, estimate_tokens), redis, log)
+        return cls(runtime, Cache(memory, shared), Limiter(backend, estimate_tokens), redis, log, metrics, config)
+
+    async def ready(self) -> tuple[bool, str]:
+        """Whether this process should get traffic, and if not why."""
+        if self.redis is not None and not await self.redis.ping():
+            return False, "Redis is unreachable"
+        return True, "ok"
 
     async def aclose(self) -> None:
+        if self.reloader is not None:
+            await self.reloader.aclose()
         await self.runtime.aclose()
         if self.redis is not None:
             await self.redis.aclose()

@@ -12,6 +12,7 @@ it; a cancelled request's inputs are skipped; a full queue answers 503 at once.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +41,20 @@ class _Job:
         return len(self.order) - self.next
 
 
+class BatchSizes:
+    """Counts of batch sizes in power-of-two buckets, for the batch-size histogram in /metrics."""
+
+    BOUNDS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(self.BOUNDS) + 1)  # the last: larger than every bound
+        self.total = 0
+
+    def record(self, size: int) -> None:
+        self.counts[bisect.bisect_left(self.BOUNDS, size)] += 1
+        self.total += size
+
+
 class Batcher:
     def __init__(self, infer: Callable[[list[np.ndarray]], np.ndarray], *, max_batch: int = 32,
                  max_batch_tokens: int = 16384, max_queue: int = 8192, name: str = "local") -> None:
@@ -52,6 +67,7 @@ class Batcher:
         self._wake = asyncio.Event()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{name}")
         self._owner: asyncio.Task | None = None
+        self.batch_sizes = BatchSizes()
 
     @property
     def queue_depth(self) -> int:
@@ -91,6 +107,7 @@ class Batcher:
             await self._wake.wait()
             self._wake.clear()
             while batch := self._pack():
+                self.batch_sizes.record(len(batch))
                 try:
                     vectors = await loop.run_in_executor(self._thread, self._infer, [ids for _, _, ids in batch])
                 except Exception as exc:

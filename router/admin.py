@@ -1,0 +1,37 @@
+"""What /admin/status shows: the config being served, the last reload, routes,
+providers, local model queues, cache, limits and Redis. No secrets: keys are
+counted, providers show their kind and model names only."""
+
+from __future__ import annotations
+
+from router.reload import iso
+from router.runtime import Services
+
+
+def status(services: Services) -> dict:
+    runtime, reloader = services.runtime, services.reloader
+    config = runtime.config
+    memory = services.cache.memory
+    return {
+        "config": {"version": config.version, "loaded_at": iso(runtime.loaded_at),
+                   "path": str(reloader.path) if reloader else None},
+        "last_reload": reloader.last.as_dict() if reloader and reloader.last else None,
+        "models": {
+            m.name: {"aliases": list(m.aliases), "space": m.space, "strategy": m.strategy, "matryoshka": m.matryoshka,
+                     "deployments": [{"provider": d.provider, "kind": config.providers[d.provider].kind,
+                                      "model": d.model, "weight": d.weight} for d in m.deployments]}
+            for m in config.models.values()},
+        "providers": {name: {"kind": p.kind} for name, p in config.providers.items()},
+        "local_models": {f"{name}/{model}": {"queue_inputs": local.batcher.queue_depth}
+                         for name, provider in runtime.providers.items()
+                         for model, local in getattr(provider, "models", {}).items()},
+        "keys": {"count": len(config.keys), "admin": len(config.admin_keys)},
+        "cache": {"backend": services.started_with.cache.backend, "entries": len(memory) if memory else 0,
+                  "bytes": memory.size_bytes if memory else 0, "max_bytes": services.started_with.cache.max_bytes,
+                  "in_flight_inputs": len(services.cache.flights)},
+        "limits": {"backend": services.started_with.limits.backend,
+                   "on_redis_error": services.started_with.limits.on_redis_error},
+        "redis": None if services.redis is None else {"up": not services.redis.down,
+                                                      "failures": services.redis.failures},
+    }
+

@@ -1,0 +1,134 @@
+"""Prometheus metrics, in a registry of the app's own (no global state).
+
+Counters and histograms are updated on the request path; state that already
+lives elsewhere (cache size, queue depths, Redis failures, reloads) is read
+when Prometheus scrapes, by `_StateCollector`. Keys appear only by name, and
+only names the config knows: an unknown model or key never becomes a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from router.errors import RouterError
+
+if TYPE_CHECKING:
+    from router.runtime import Services
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Metrics:
+    def __init__(self, services: Callable[[], Services | None]) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        prefix = "embeddings_router_"
+        self.requests = Counter(f"{prefix}requests", "Embeddings requests by key name, model and status",
+                                ["key", "model", "status"], registry=r)
+        self.latency = Histogram(f"{prefix}request_duration_seconds",
+                                 "Embeddings request time: total, upstream (provider or local model) and "
+                                 "router (total minus upstream)", ["part"], buckets=_SECONDS, registry=r)
+        self.tokens = Counter(f"{prefix}tokens", "Tokens served, by key name and model", ["key", "model"],
+                              registry=r)
+        self.inputs = Counter(f"{prefix}cache_inputs", "Inputs by how they were answered: hit (cache), "
+                              "shared (another request's call), miss (computed)", ["result"], registry=r)
+        self.rate_limited = Counter(f"{prefix}rate_limited", "Requests refused by a key's limits",
+                                    ["key", "type"], registry=r)
+        self.upstream_errors = Counter(f"{prefix}upstream_errors", "Failed calls to a provider, by error code",
+                                       ["provider", "code"], registry=r)
+        self.fallbacks = Counter(f"{prefix}fallbacks", "Chunks moved to the next deployment after a failure",
+                                 ["model"], registry=r)
+        r.register(_StateCollector(services))
+
+    def request(self, log: dict, status: int) -> None:
+        """Record one embeddings request from its log line's fields."""
+        key, model = log.get("key", ""), log.get("route", "")
+        self.requests.labels(key, model, str(status)).inc()
+        total = log.get("total_ms")
+        if total is not None:
+            upstream = log.get("upstream_ms", 0.0)
+            self.latency.labels("total").observe(total / 1000)
+            self.latency.labels("router").observe(max(0.0, total - upstream) / 1000)
+            if "upstream_ms" in log:
+                self.latency.labels("upstream").observe(upstream / 1000)
+        if status == 200:
+            self.tokens.labels(key, model).inc(log.get("tokens") or 0)
+            hits, shared = log.get("cache_hits", 0), log.get("shared_inputs", 0)
+            self.inputs.labels("hit").inc(hits)
+            self.inputs.labels("shared").inc(shared)
+            self.inputs.labels("miss").inc(log.get("inputs", 0) - hits - shared)
+
+    def refused(self, key: str, error: RouterError) -> None:
+        if error.status == 429 and error.type in ("requests", "tokens"):  # the key's own limits
+            self.rate_limited.labels(key, error.type).inc()
+
+    def upstream_failed(self, provider: str, model: str, error: RouterError, fell_back: bool) -> None:
+        self.upstream_errors.labels(provider, error.code or error.type).inc()
+        if fell_back:
+            self.fallbacks.labels(model).inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _StateCollector(Collector):
+    """Read at scrape time from the live services."""
+
+    def __init__(self, services: Callable[[], Services | None]) -> None:
+        self._services = services
+
+    def collect(self) -> Iterator[Metric]:
+        services = self._services()
+        if services is None:
+            return
+        runtime = services.runtime
+        p = "embeddings_router_"
+        info = GaugeMetricFamily(f"{p}config_info", "The config version being served", labels=["version"])
+        info.add_metric([runtime.config.version], 1)
+        yield info
+        yield GaugeMetricFamily(f"{p}config_loaded_timestamp_seconds", "When the served config was loaded",
+                                value=runtime.loaded_at)
+        if services.reloader is not None:
+            reloads = CounterMetricFamily(f"{p}config_reloads", "Reload attempts by result", labels=["result"])
+            for result, count in services.reloader.counts.items():
+                reloads.add_metric([result], count)
+            yield reloads
+        memory = services.cache.memory
+        yield GaugeMetricFamily(f"{p}cache_entries", "Vectors in the in-process cache",
+                                value=len(memory) if memory is not None else 0)
+        yield GaugeMetricFamily(f"{p}cache_bytes", "Bytes held by the in-process cache",
+                                value=memory.size_bytes if memory is not None else 0)
+        if services.redis is not None:
+            yield GaugeMetricFamily(f"{p}redis_up", "1 unless the last Redis call failed",
+                                    value=0 if services.redis.down else 1)
+            yield CounterMetricFamily(f"{p}redis_errors", "Failed Redis calls", value=services.redis.failures)
+        unchecked = getattr(services.limiter.backend, "unchecked", None)
+        if unchecked is not None:
+            yield CounterMetricFamily(f"{p}limiter_unchecked", "Requests decided by limits.on_redis_error "
+                                      "while Redis was unreachable", value=unchecked)
+        yield from _local_models(runtime.providers, p)
+
+
+def _local_models(providers: dict, p: str) -> Iterator[Metric]:
+    depth = GaugeMetricFamily(f"{p}local_queue_inputs", "Inputs waiting for a local model", labels=["model"])
+    sizes = HistogramMetricFamily(f"{p}local_batch_size", "Inputs per local model batch", labels=["model"])
+    found = False
+    for provider_name, provider in providers.items():
+        for name, local in getattr(provider, "models", {}).items():
+            found = True
+            label = f"{provider_name}/{name}"
+            depth.add_metric([label], local.batcher.queue_depth)
+            stats = local.batcher.batch_sizes
+            cumulative, buckets = 0, []
+            for bound, count in zip((*map(str, stats.BOUNDS), "+Inf"), stats.counts):
+                cumulative += count
+                buckets.append((bound, cumulative))
+            sizes.add_metric([label], buckets, sum_value=stats.total)
+    if found:
+        yield depth
+        yield sizes
