@@ -75,4 +75,5 @@ def app_from_environment() -> Starlette:
     path = os.environ["EMBEDDINGS_ROUTER_CONFIG"]
     return create_app(load(path), config_path=path,
                       log_format=os.environ.get("EMBEDDINGS_ROUTER_LOG_FORMAT", "json"),
-                      log_level=os.environ.get("EMBEDDINGS_ROUTER_LOG_LEVEL", "info"))
+                      log_level=os.environ.get("EMBEDDINGS_ROUTER_LOG_LEVEL", "info"),
+                      watch=os.environ.get("EMBEDDINGS_ROUTER_WATCH", "1") == "1")

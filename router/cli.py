@@ -21,8 +21,13 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", default=str(config_mod.DEFAULT_CONFIG))
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
-    serve.add_argument("--log-format", choices=("json", "console"), default="json")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument("--log-format", choices=("json", "console"),
+                       default=os.environ.get("EMBEDDINGS_ROUTER_LOG_FORMAT", "json"),
+                       help="json lines (production) or console (development); env EMBEDDINGS_ROUTER_LOG_FORMAT")
+    serve.add_argument("--log-level", default=os.environ.get("EMBEDDINGS_ROUTER_LOG_LEVEL", "info"),
+                       help="debug, info, warning, error; env EMBEDDINGS_ROUTER_LOG_LEVEL")
+    serve.add_argument("--no-watch", action="store_true",
+                       help="do not reload when the config file changes (SIGHUP and POST /admin/reload still do)")
     serve.add_argument("--workers", type=int, default=1,
                        help="worker processes on one port (needs limits.backend: redis)")
 
@@ -112,11 +117,12 @@ def _serve(args: argparse.Namespace) -> int:
         # Each worker process builds its own app from the same file (see router.app.app_from_environment).
         os.environ.update({"EMBEDDINGS_ROUTER_CONFIG": str(Path(args.config).resolve()),
                            "EMBEDDINGS_ROUTER_LOG_FORMAT": args.log_format,
-                           "EMBEDDINGS_ROUTER_LOG_LEVEL": args.log_level})
+                           "EMBEDDINGS_ROUTER_LOG_LEVEL": args.log_level,
+                           "EMBEDDINGS_ROUTER_WATCH": "0" if args.no_watch else "1"})
         uvicorn.run("router.app:app_from_environment", factory=True, workers=args.workers, **options)
         return 0
     uvicorn.run(create_app(config, config_path=args.config, log_format=args.log_format,
-                           log_level=args.log_level), **options)
+                           log_level=args.log_level, watch=not args.no_watch), **options)
     return 0
 
 

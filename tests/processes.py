@@ -39,6 +39,11 @@ class RouterProcess:
                 raise RuntimeError(f"router did not start:\n{self.log_path.read_text()}")
             time.sleep(0.05)
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None
+        return self._process.pid
+
     def __exit__(self, *exc: object) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

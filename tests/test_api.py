@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import httpx
 import numpy as np
 import orjson
 import pytest
@@ -280,3 +281,26 @@ def test_one_log_line_per_request_without_secrets(router, upstream):
     assert lines[1]["cache_hits"] == 1
     text = router.logs.getvalue()
     assert KEY.encode() not in text and b"sk-upstream-secret" not in text
+
+
+def test_ready_and_health(router):
+    assert httpx.get(f"{router.url}/health").json() == {"status": "ok"}
+    ready = httpx.get(f"{router.url}/ready")
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
+
+
+def test_not_ready_while_configured_redis_is_down(make_router, upstream_url):
+    from tests.redis_servers import PrivateRedis
+
+    server = PrivateRedis().start()
+    config = config_dict(upstream_url)
+    config.update(cache={"backend": "redis"}, redis={"url": server.url, "timeout_s": 0.3})
+    router = make_router(config)
+    try:
+        assert httpx.get(f"{router.url}/ready").status_code == 200
+        server.stop()
+        down = httpx.get(f"{router.url}/ready")
+        assert down.status_code == 503 and down.json()["error"]["code"] == "not_ready"
+        assert "Redis" in down.json()["error"]["message"]
+    finally:
+        server.stop()

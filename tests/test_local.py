@@ -7,6 +7,7 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -75,3 +76,15 @@ def test_base64_from_local_model(local_router):
     got = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), dtype="<f4") for d in r.json()["data"]])
     assert got.shape == (3, 384)
     assert ((got * VECTORS[:3]).sum(1) >= 0.9999).all()
+
+
+
+def test_batch_sizes_and_queue_depth_in_metrics(local_router):
+    from tests.test_metrics import sample
+
+    embed(local_router, ["one", "two", "three"])
+    text = httpx.get(f"{local_router.url}/metrics").text
+    label = "local/all-MiniLM-L6-v2"
+    assert sample(text, "embeddings_router_local_queue_inputs", model=label) == 0
+    assert sample(text, "embeddings_router_local_batch_size_count", model=label) >= 1
+    assert sample(text, "embeddings_router_local_batch_size_bucket", model=label, le="+Inf") >= 1

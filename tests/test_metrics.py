@@ -1,0 +1,57 @@
+"""/metrics: what Prometheus scrapes after real traffic; names only, never secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import httpx
+
+from tests.conftest import KEY, LIMITED_KEY, config_dict
+from tests.fakes.openai_upstream import API_KEY
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample, matched by name and every given label."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+            if all(found.get(k) == v for k, v in labels.items()):
+                return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"no sample {name} {labels}")
+
+
+def test_requests_tokens_cache_limits_and_upstream_errors(make_router, upstream, upstream_url):
+    config = config_dict(upstream_url)
+    config["keys"].append({"name": "metered", "sha256": hashlib.sha256(b"sk-metered").hexdigest(),
+                           "limits": {"rpm": 1}})
+    router = make_router(config)
+    body = {"model": "text-embedding-3-small", "input": ["a", "b"]}
+    with router.client() as c:
+        assert c.post("/v1/embeddings", json=body).status_code == 200
+        assert c.post("/v1/embeddings", json=body).status_code == 200  # two cache hits
+        assert c.post("/v1/embeddings", json={**body, "model": "no-such-model"}).status_code == 404
+        upstream.fail_next(500, {"error": {"message": "boom", "type": "server_error"}})
+        assert c.post("/v1/embeddings", json={**body, "input": "fresh"}).status_code == 502
+    with router.client("sk-metered") as c:
+        assert [c.post("/v1/embeddings", json=body).status_code for _ in range(2)] == [200, 429]
+    with router.client(LIMITED_KEY) as c:
+        assert c.post("/v1/embeddings", json=body).status_code == 403
+    text = httpx.get(f"{router.url}/metrics").text
+    p = "embeddings_router_"
+    assert sample(text, f"{p}requests_total", key="test", model="text-embedding-3-small", status="200") == 2
+    assert sample(text, f"{p}requests_total", key="test", model="", status="404") == 1  # no label from the client
+    assert sample(text, f"{p}requests_total", key="metered", model="text-embedding-3-small", status="429") == 1
+    assert sample(text, f"{p}rate_limited_total", key="metered", type="requests") == 1
+    assert sample(text, f"{p}upstream_errors_total", provider="fake") == 1
+    assert sample(text, f"{p}cache_inputs_total", result="hit") == 2 + 2  # the second request, then metered's
+    assert sample(text, f"{p}cache_inputs_total", result="miss") == 2
+    assert sample(text, f"{p}tokens_total", key="test", model="text-embedding-3-small") == 4
+    assert sample(text, f"{p}request_duration_seconds_count", part="upstream") >= 2
+    assert sample(text, f"{p}request_duration_seconds_count", part="router") == 7
+    assert sample(text, f"{p}cache_entries") == 2 and sample(text, f"{p}cache_bytes") > 0
+    assert sample(text, f"{p}config_info") == 1
+    assert "no-such-model" not in text
+    for secret in (KEY, LIMITED_KEY, "sk-metered", API_KEY):
+        assert secret not in text
+
