@@ -4,18 +4,56 @@ import hashlib
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 import yaml
 
 from router.app import create_app
+from router.auth import DEV_KEY
 from router.config import parse
 from tests.fakes.openai_upstream import API_KEY, FakeUpstream
 from tests.fakes.server import ServerThread
 
 KEY = "sk-test-key-abcdef"
 LIMITED_KEY = "sk-test-limited-123456"
+# Every secret a test configures (keys clients send, the upstream's key): none may appear in any
+# router's logs over the whole run (see `log_archive`).
+SECRETS = (KEY, LIMITED_KEY, API_KEY, DEV_KEY, "sk-admin-secret-42", "sk-metered", "sk-rpm60", "sk-tpm600",
+           "sk-rpm10", "sk-temp-")
+
+
+class LogArchive:
+    """Every router log of the test run: in-process streams and router processes' files."""
+
+    def __init__(self) -> None:
+        self.streams: list[io.BytesIO] = []
+        self.files: list[Path] = []
+
+    def add(self, source: io.BytesIO | Path) -> None:
+        (self.files if isinstance(source, Path) else self.streams).append(source)
+
+    def contents(self) -> Iterator[tuple[str, bytes]]:
+        for i, stream in enumerate(self.streams):
+            yield f"in-process router {i}", stream.getvalue()
+        for path in self.files:
+            if path.exists():
+                yield str(path), path.read_bytes()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_archive() -> Iterator[LogArchive]:
+    """After the whole run, grep every router log for every secret the tests configured."""
+    archive = LogArchive()
+    yield archive
+    lines = 0
+    for source, data in archive.contents():
+        lines += data.count(b"\n")
+        for secret in SECRETS:
+            assert secret.encode() not in data, f"a secret ({secret[:6]}...) appears in the logs of {source}"
+    if archive.streams or archive.files:
+        assert lines > 0, "the archive holds no log lines: the scan would prove nothing"
 
 
 def sha(key: str) -> str:
@@ -57,11 +95,13 @@ class Router:
 
 
 class RouterFactory:
-    def __init__(self) -> None:
+    def __init__(self, archive: LogArchive) -> None:
         self._servers: list[ServerThread] = []
+        self._archive = archive
 
     def __call__(self, config: dict) -> Router:
         logs = io.BytesIO()
+        self._archive.add(logs)
         server = ServerThread(create_app(parse(yaml.safe_dump(config)), log_stream=logs)).__enter__()
         self._servers.append(server)
         return Router(server.url, logs)
@@ -92,8 +132,8 @@ def upstream_url(upstream_server: tuple[FakeUpstream, str]) -> str:
 
 
 @pytest.fixture
-def make_router() -> Iterator[RouterFactory]:
-    factory = RouterFactory()
+def make_router(log_archive: LogArchive) -> Iterator[RouterFactory]:
+    factory = RouterFactory(log_archive)
     yield factory
     factory.close()
 

@@ -22,13 +22,14 @@ VECTORS = np.stack([np.frombuffer(base64.b64decode(item["embedding_b64"]), dtype
 
 
 @pytest.fixture(scope="module")
-def local_router() -> Router:
+def local_router(log_archive) -> Router:
     import io
 
     from router.app import create_app
     from tests.fakes.server import ServerThread
 
     logs = io.BytesIO()
+    log_archive.add(logs)
     with ServerThread(create_app(load(DEFAULT_CONFIG), log_stream=logs)) as server:
         yield Router(server.url, logs)
 

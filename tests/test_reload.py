@@ -62,12 +62,13 @@ class ReloadableRouter:
 
 
 @pytest.fixture
-def reloadable(upstream, upstream_url, tmp_path):
+def reloadable(upstream, upstream_url, tmp_path, log_archive):
     routers: list[ReloadableRouter] = []
     upstream.models = {*upstream.models, *EXTRA_MODELS}
 
     def make(watch: bool = False, config: dict | None = None) -> ReloadableRouter:
         routers.append(ReloadableRouter(tmp_path / "router.yaml", config or base_config(upstream_url), watch))
+        log_archive.add(routers[-1].logs)
         return routers[-1]
 
     yield make
@@ -151,10 +152,11 @@ def test_a_changed_file_is_picked_up_by_the_watcher(reloadable, upstream_url):
     assert b'"trigger":"file"' in r.logs.getvalue()
 
 
-def test_sighup_reloads_a_serving_process(upstream, upstream_url, tmp_path):
+def test_sighup_reloads_a_serving_process(upstream, upstream_url, tmp_path, log_archive):
     upstream.models = {*upstream.models, *EXTRA_MODELS}
     config = base_config(upstream_url)
     with RouterProcess(config, tmp_path, "--no-watch") as proc:
+        log_archive.add(proc.log_path)
         router = Router(proc.url, io.BytesIO())
         assert embed(router, "sighup-model").status_code == 404
         config["models"]["sighup-model"] = {"deployments": [{"provider": "fake", "model": "sighup-model"}]}

@@ -18,7 +18,7 @@ MODEL = "text-embedding-3-small"
 
 
 @pytest.fixture(scope="module")
-def replicas(upstream_server, tmp_path_factory):
+def replicas(upstream_server, tmp_path_factory, log_archive):
     """Started once for the module; each test uses its own key, so they do not share allowances."""
     prefix = unique_prefix()
     config = config_dict(upstream_server[1])
@@ -30,7 +30,10 @@ def replicas(upstream_server, tmp_path_factory):
                   redis={"url": SHARED_URL, "prefix": prefix})
     with contextlib.ExitStack() as stack:
         directory = tmp_path_factory.mktemp("replicas")
-        yield [stack.enter_context(RouterProcess(config, directory)) for _ in range(3)]
+        processes = [stack.enter_context(RouterProcess(config, directory)) for _ in range(3)]
+        for process in processes:
+            log_archive.add(process.log_path)
+        yield processes
     delete_prefix(SHARED_URL, prefix)
 
 
@@ -80,13 +83,14 @@ def test_a_vector_cached_by_one_replica_is_a_hit_on_another(replicas, upstream):
     assert len(upstream.requests) == 1
 
 
-def test_serve_workers_share_limits_through_redis(upstream_server, upstream, tmp_path):
+def test_serve_workers_share_limits_through_redis(upstream_server, upstream, tmp_path, log_archive):
     prefix = unique_prefix()
     config = config_dict(upstream_server[1])
     config["keys"].append({"name": "rpm10", "sha256": hashlib.sha256(b"sk-rpm10").hexdigest(), "limits": {"rpm": 10}})
     config.update(limits={"backend": "redis"}, redis={"url": SHARED_URL, "prefix": prefix})
     try:
         with RouterProcess(config, tmp_path, "--workers", "2") as router:
+            log_archive.add(router.log_path)
             answers = burst([router], "sk-rpm10", [{"model": MODEL, "input": f"w{i}"} for i in range(20)])
         assert router.log_path.read_text().count('"event":"started"') == 2  # two processes served
         assert 10 <= sum(a.status_code == 200 for a in answers) <= 11
