@@ -70,6 +70,7 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
     metrics = Metrics(lambda: getattr(app.state, "services", None))
     return app
 
+
 def app_from_environment() -> Starlette:
     """The app of one `serve --workers N` process: uvicorn imports this in each worker."""
     path = os.environ["EMBEDDINGS_ROUTER_CONFIG"]

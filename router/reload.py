@@ -54,6 +54,10 @@ class Reloader:
     async def reload(self, trigger: str) -> Outcome:
         async with self._lock:  # one at a time: each builds on the snapshot the last one left
             outcome = await self._reload(trigger)
+        last = self.last
+        if (trigger == "file" and outcome.result == "rejected" and last is not None
+                and (last.result, last.version, last.error) == ("rejected", outcome.version, outcome.error)):
+            return last  # an editor's several writes of one bad file: refused and logged once
         self.last = outcome
         self.counts[outcome.result] += 1
         log = self._services.log

@@ -55,3 +55,18 @@ def test_requests_tokens_cache_limits_and_upstream_errors(make_router, upstream,
     for secret in (KEY, LIMITED_KEY, "sk-metered", API_KEY):
         assert secret not in text
 
+
+
+def test_fallbacks_are_counted_per_model(make_router, upstream, upstream_url):
+    config = config_dict(upstream_url)
+    config["providers"]["backup"] = dict(config["providers"]["fake"])
+    config["models"]["bge-base-en-v1.5"]["deployments"].append({"provider": "backup",
+                                                                 "model": "BAAI/bge-base-en-v1.5"})
+    router = make_router(config)
+    upstream.fail_next(503, {"error": {"message": "busy", "type": "server_error"}})
+    with router.client() as c:
+        answer = c.post("/v1/embeddings", json={"model": "bge-base-en-v1.5", "input": "x"})
+    assert answer.status_code == 200 and answer.headers["x-router-deployment"] == "backup/BAAI/bge-base-en-v1.5"
+    text = httpx.get(f"{router.url}/metrics").text
+    assert sample(text, "embeddings_router_fallbacks_total", model="bge-base-en-v1.5") == 1
+    assert sample(text, "embeddings_router_upstream_errors_total", provider="fake") == 1

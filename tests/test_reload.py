@@ -121,6 +121,22 @@ def test_a_bad_file_is_refused_and_the_old_config_keeps_serving(reloadable, upst
     assert status["last_reload"]["result"] == "rejected" and error in status["last_reload"]["error"]
     assert status["last_reload"]["version"] != version
     assert error.encode() in r.logs.getvalue() and b"config rejected" in r.logs.getvalue()
+    metrics = httpx.get(f"{r.router.url}/metrics").text
+    assert 'embeddings_router_config_reloads_total{result="rejected"} 1.0' in metrics
+
+
+def test_sections_the_process_cannot_swap_are_named(reloadable, upstream_url):
+    r = reloadable()
+    config = base_config(upstream_url)
+    config["cache"] = {"backend": "none"}
+    config["server"]["port"] = 9999
+    config["keys"] = config["keys"][:1]  # applied at once: the second key is revoked
+    r.write(config)
+    answer = r.admin("POST", "/admin/reload").json()
+    assert answer["result"] == "applied" and answer["restart_required"] == ["server.host/port", "cache"]
+    from tests.conftest import LIMITED_KEY
+    assert embed(r.router, "bge-base-en-v1.5", key=LIMITED_KEY).status_code == 401
+    assert r.admin("GET", "/admin/status").json()["cache"]["backend"] == "memory"  # still the running one
 
 
 def test_admin_endpoints_need_an_admin_key(reloadable):
@@ -150,6 +166,12 @@ def test_a_changed_file_is_picked_up_by_the_watcher(reloadable, upstream_url):
         assert time.monotonic() < deadline, "the change was not picked up"
         time.sleep(0.1)
     assert b'"trigger":"file"' in r.logs.getvalue()
+    r.write("models: [\n")
+    time.sleep(1.0)
+    r.path.touch()  # the same bad file seen again: refused, but logged once
+    time.sleep(1.0)
+    assert r.logs.getvalue().count(b"config rejected") == 1
+    assert embed(r.router, "watched").status_code == 200
 
 
 def test_sighup_reloads_a_serving_process(upstream, upstream_url, tmp_path, log_archive):

@@ -23,7 +23,6 @@ from router.limits.rules import Rule, Verdict, rules_for
 class Backend(Protocol):
     async def acquire(self, key: str, rules: tuple[Rule, ...], tokens: int, lease: str) -> Verdict: ...
     async def release(self, key: str, rules: tuple[Rule, ...], lease: str, extra_tokens: int) -> None: ...
-    async def aclose(self) -> None: ...
 
 
 class Admission:
@@ -61,6 +60,3 @@ class Limiter:
         # Estimating costs a pass over the inputs: only token limits need it.
         estimate = sum(self._estimate(inputs)) if any(r.counts_tokens for r in rules) else 0
         return Admission(self.backend, principal, rules, estimate)
-
-    async def aclose(self) -> None:
-        await self.backend.aclose()

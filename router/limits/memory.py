@@ -79,6 +79,3 @@ class MemoryBackend:
                 bucket.level = min(bucket.limit, bucket.level - extra_tokens)  # may go below zero: paid later
             elif rule.kind == "tokens_per_day" and (state := self._days.get(state_key)) is not None:
                 self._days[state_key] = (state[0], state[1], max(0, state[2] + extra_tokens))
-
-    async def aclose(self) -> None:
-        pass

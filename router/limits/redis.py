@@ -144,6 +144,3 @@ class RedisBackend:
                              "it is back (limits.on_redis_error: deny).", code="limiter_unavailable",
                              retry_after=1)
         return UNCHECKED
-
-    async def aclose(self) -> None:
-        pass  # the link belongs to Services

@@ -26,8 +26,6 @@ from fnmatch import fnmatchcase
 from router.config import KeyLimits
 from router.errors import RateLimited
 
-PER_MINUTE = ("rpm", "tpm")
-
 
 @dataclass(frozen=True)
 class Rule:

@@ -7,6 +7,7 @@ import hashlib
 import re
 import time
 
+import httpx
 import pytest
 import structlog
 
@@ -17,6 +18,7 @@ from router.limits.rules import Rule
 from router.redis_link import RedisLink
 from tests.conftest import config_dict
 from tests.redis_servers import SHARED_URL, PrivateRedis, delete_prefix, unique_prefix
+from tests.test_metrics import sample
 
 
 @pytest.fixture
@@ -120,5 +122,9 @@ def test_outage_over_http_never_500s(make_router, upstream, upstream_url):
         assert statuses("allow") == statuses("deny") == [200] * 5
         logs = b"".join(r.logs.getvalue() for r in routers.values())
         assert logs.count(b"redis unreachable") == 2 and logs.count(b"redis reachable again") == 2
+        metrics = httpx.get(f"{routers['allow'].url}/metrics").text
+        assert sample(metrics, "embeddings_router_limiter_unchecked_total") == 5
+        assert sample(metrics, "embeddings_router_redis_up") == 1  # back
+        assert sample(metrics, "embeddings_router_redis_errors_total") >= 1
     finally:
         server.stop()
