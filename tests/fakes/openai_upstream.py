@@ -69,10 +69,13 @@ class FakeUpstream:
     async def _embeddings(self, request: Request) -> Response:
         body = await request.body()
         self.requests.append({"headers": dict(request.headers), "body": orjson.loads(body)})
+        # Taken before the delay: a slow request a test gave up on must not, when it wakes,
+        # consume the faults the next test scripted (the fixture resets by swapping the deque).
+        faults = self.faults
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
-        if self.faults:
-            fault = self.faults.popleft()
+        if faults:
+            fault = faults.popleft()
             return Response(fault.body, status_code=fault.status, headers=fault.headers)
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self._error(401, f"Incorrect API key provided: {request.headers.get('authorization', '')[7:12]}***",
