@@ -1,16 +1,29 @@
-"""What /admin/status shows: the config being served, the last reload, routes,
+"""What /admin/status shows: the config being served, the last reload, routes
+with each deployment's health (cooldowns, error rate, latency, calls in flight),
 providers, local model queues, cache, limits and Redis. No secrets: keys are
 counted, providers show their kind and model names only."""
 
 from __future__ import annotations
 
+import asyncio
+
+from router.config import Deployment
 from router.reload import iso
-from router.runtime import Services
+from router.runtime import Runtime, Services
+
+
+def _deployment(runtime: Runtime, model: str, d: Deployment, now: float) -> dict:
+    state = runtime.routes.states[(model, d.provider, d.model)]
+    return {"provider": d.provider, "kind": runtime.config.providers[d.provider].kind, "model": d.model,
+            "space": d.space, "weight": d.weight,
+            "caps": {"max_concurrency": d.max_concurrency, "rpm": d.rpm, "tpm": d.tpm},
+            "health": state.health(now)}
 
 
 def status(services: Services) -> dict:
     runtime, reloader = services.runtime, services.reloader
     config = runtime.config
+    now = asyncio.get_running_loop().time()
     memory = services.cache.memory
     return {
         "config": {"version": config.version, "loaded_at": iso(runtime.loaded_at),
@@ -18,8 +31,9 @@ def status(services: Services) -> dict:
         "last_reload": reloader.last.as_dict() if reloader and reloader.last else None,
         "models": {
             m.name: {"aliases": list(m.aliases), "space": m.space, "strategy": m.strategy, "matryoshka": m.matryoshka,
-                     "deployments": [{"provider": d.provider, "kind": config.providers[d.provider].kind,
-                                      "model": d.model, "weight": d.weight} for d in m.deployments]}
+                     "hedge_after_ms": round(m.hedge_after_s * 1000) if m.hedge_after_s is not None else None,
+                     "unsafe_mixed_spaces": m.unsafe_mixed_spaces,
+                     "deployments": [_deployment(runtime, m.name, d, now) for d in m.deployments]}
             for m in config.models.values()},
         "providers": {name: {"kind": p.kind} for name, p in config.providers.items()},
         "local_models": {f"{name}/{model}": {"queue_inputs": local.batcher.queue_depth}

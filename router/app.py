@@ -19,7 +19,7 @@ from router.config import Config, load
 from router.errors import RouterError
 from router.metrics import Metrics
 from router.observability import configure_logging
-from router.reload import Reloader
+from router.reload import Reloader, warn_unsafe
 from router.runtime import Services
 
 
@@ -42,6 +42,7 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
                 asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reloader.spawn, "signal")
         log.info("started", config_version=config.version, models=sorted(config.models),
                  providers=sorted(config.providers), reload=config_path is not None)
+        warn_unsafe(config, log)
         try:
             yield
         finally:

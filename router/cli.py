@@ -60,6 +60,11 @@ def _check(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.file}: ok ({len(config.providers)} providers, {len(config.models)} models, "
           f"{len(config.keys)} keys; version {config.version})")
+    for model in config.models.values():
+        if model.unsafe_mixed_spaces:
+            spaces = ", ".join(sorted({d.space for d in model.deployments}))
+            print(f"warning: models.{model.name}: unsafe_mixed_spaces lets it mix embedding spaces ({spaces}); "
+                  "its vectors are not comparable across its deployments", file=sys.stderr)
     return 0
 
 

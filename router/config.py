@@ -18,8 +18,9 @@ from typing import Any
 
 import yaml
 
+from router.breaker import CooldownPolicy
+
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "router.yaml"
-STRATEGIES = ("priority",)  # weighted, least-busy, latency: see issue 4
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _REQUIRED = object()
 
@@ -117,6 +118,10 @@ class Deployment:
     provider: str
     model: str
     weight: float = 1.0
+    space: str = ""                    # the embedding space its vectors live in
+    max_concurrency: int | None = None  # this deployment's own caps, under the provider's limits
+    rpm: int | None = None
+    tpm: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +132,17 @@ class ModelConfig:
     deployments: tuple[Deployment, ...]
     aliases: tuple[str, ...] = ()
     matryoshka: bool = False
+    max_attempts: int | None = None      # default: routing.max_attempts
+    hedge_after_s: float | None = None   # send a slow chunk to a second deployment too
+    unsafe_mixed_spaces: bool = False    # deployments of different spaces under one name
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    max_attempts: int = 4        # calls per chunk, over all deployments, within the request deadline
+    backoff_s: float = 0.1       # before retrying the same deployment: up to this (full jitter), doubling
+    backoff_max_s: float = 5.0
+    cooldown: CooldownPolicy = field(default_factory=CooldownPolicy)
 
 
 @dataclass(frozen=True)
@@ -186,6 +202,7 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     redis: RedisConfig = RedisConfig()
     admin_keys: tuple[AdminKeyConfig, ...] = ()
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     version: str = field(default="", compare=False)
 
     @property
@@ -250,6 +267,7 @@ def _scalar(text: str) -> Any:
 
 def _build(root: Section) -> Config:
     from router.providers import KINDS  # the registry validates its own settings
+    from router.strategies import STRATEGIES
 
     server_raw = root.section("server")
     server = ServerConfig(
@@ -274,7 +292,7 @@ def _build(root: Section) -> Config:
     models_raw = root.section("models")
     public_names: dict[str, str] = {}
     for name in models_raw.raw:
-        model = _model(models_raw.section(str(name)), str(name), providers, KINDS)
+        model = _model(models_raw.section(str(name)), str(name), providers, KINDS, tuple(STRATEGIES))
         for alias in (model.name, *model.aliases):
             if alias in public_names:
                 raise ConfigError(f"{models_raw.at(str(name))}: name {alias!r} is already used by "
@@ -306,11 +324,37 @@ def _build(root: Section) -> Config:
         timeout_s=redis_raw.get("timeout_s", float, 0.5, check=positive),
     )
     redis_raw.done()
+    routing = _routing(root.section("routing"))
     root.done()
-    return Config(server, providers, models, keys, cache, limits, redis, admin_keys)
+    return Config(server, providers, models, keys, cache, limits, redis, admin_keys, routing)
 
 
-def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig], kinds: Mapping) -> ModelConfig:
+def _routing(section: Section) -> RoutingConfig:
+    d, c = RoutingConfig(), CooldownPolicy()
+    raw = section.section("cooldown")
+    cooldown = CooldownPolicy(
+        failures=raw.get("failures", int, c.failures, check=positive),
+        error_rate=raw.get("error_rate", float, c.error_rate,
+                           check=lambda r: None if 0 < r <= 1 else "must be over 0 and at most 1"),
+        min_calls=raw.get("min_calls", int, c.min_calls, check=positive),
+        window_s=raw.get("window_s", float, c.window_s, check=positive),
+        cooldown_s=raw.get("cooldown_s", float, c.cooldown_s, check=positive),
+    )
+    raw.done()
+    routing = RoutingConfig(
+        max_attempts=section.get("max_attempts", int, d.max_attempts, check=positive),
+        backoff_s=section.get("backoff_s", float, d.backoff_s, check=positive),
+        backoff_max_s=section.get("backoff_max_s", float, d.backoff_max_s, check=positive),
+        cooldown=cooldown,
+    )
+    section.done()
+    return routing
+
+
+def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig], kinds: Mapping,
+           strategies: tuple[str, ...]) -> ModelConfig:
+    space = section.get("space", str, name)
+    unsafe = section.get("unsafe_mixed_spaces", bool, False)
     deployments = []
     raw_deployments = section.get("deployments", list)
     if not raw_deployments:
@@ -323,15 +367,37 @@ def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig],
         upstream_model = d.get("model", str)
         if problem := kinds[providers[provider].kind].check_model(providers[provider].settings, upstream_model):
             raise ConfigError(f"{d.at('model')}: {problem}")
-        deployments.append(Deployment(provider, upstream_model, d.get("weight", float, 1.0, check=positive)))
+        deployment = Deployment(
+            provider, upstream_model,
+            weight=d.get("weight", float, 1.0, check=positive),
+            space=d.get("space", str, space),
+            max_concurrency=d.get("max_concurrency", int, None, check=positive),
+            rpm=d.get("rpm", int, None, check=positive),
+            tpm=d.get("tpm", int, None, check=positive),
+        )
+        if deployment.space != space and not unsafe:
+            # Vectors of different models are not interchangeable: falling back or balancing
+            # across spaces would silently corrupt every vector store behind this name.
+            raise ConfigError(f"{d.at('space')}: {deployment.space!r} is not the model's embedding space "
+                              f"{space!r}; the deployments of one model must serve one space, because "
+                              "vectors of different models cannot be mixed (set unsafe_mixed_spaces: true "
+                              "on the model only if you really mean to mix them)")
+        if any((o.provider, o.model) == (provider, upstream_model) for o in deployments):
+            raise ConfigError(f"{d.at('model')}: {provider}/{upstream_model} is already a deployment "
+                              "of this model")
+        deployments.append(deployment)
         d.done()
+    hedge_ms = section.get("hedge_after_ms", int, None, check=positive)
     model = ModelConfig(
         name=name,
-        space=section.get("space", str, name),
-        strategy=section.get("strategy", str, "priority", check=one_of(*STRATEGIES)),
+        space=space,
+        strategy=section.get("strategy", str, "priority", check=one_of(*strategies)),
         deployments=tuple(deployments),
         aliases=section.strings("aliases"),
         matryoshka=section.get("matryoshka", bool, False),
+        max_attempts=section.get("max_attempts", int, None, check=positive),
+        hedge_after_s=hedge_ms / 1000 if hedge_ms is not None else None,
+        unsafe_mixed_spaces=unsafe,
     )
     section.done()
     return model

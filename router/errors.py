@@ -13,6 +13,7 @@ upstream's failures into them at the edge, so nothing else maps errors.
     ├── PayloadTooLarge       413  invalid_request_error   request_too_large
     ├── UnsupportedMediaType  415  invalid_request_error   unsupported_media_type
     ├── RateLimited           429  rate_limit_error        rate_limit_exceeded (Retry-After)
+    ├── ClientDisconnected    499  client_closed_request   (logs and metrics only: nobody is listening)
     ├── InternalError         500  internal_error          (a bug; still ErrorData)
     ├── UpstreamError         502  upstream_error
     ├── Overloaded            503  overloaded_error        (Retry-After)
@@ -107,6 +108,10 @@ class UnsupportedMediaType(RouterError):
 
 class RateLimited(RouterError):
     status, type, code = 429, "rate_limit_error", "rate_limit_exceeded"
+
+
+class ClientDisconnected(RouterError):
+    status, type, code = 499, "client_closed_request", "client_disconnected"
 
 
 class InternalError(RouterError):

@@ -8,16 +8,19 @@ only names the config knows: an unknown model or key never becomes a label.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from router.breaker import COOLING_DOWN, HEALTHY, PROBING, Transition
 from router.errors import RouterError
+from router.routing import Observer, Target
 
 if TYPE_CHECKING:
+    from router.deployments import DeploymentState
     from router.runtime import Services
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -41,8 +44,12 @@ class Metrics:
                                     ["key", "type"], registry=r)
         self.upstream_errors = Counter(f"{prefix}upstream_errors", "Failed calls to a provider, by error code",
                                        ["provider", "code"], registry=r)
-        self.fallbacks = Counter(f"{prefix}fallbacks", "Chunks moved to the next deployment after a failure",
-                                 ["model"], registry=r)
+        self.retries = Counter(f"{prefix}retries", "Calls made again after a failed call (to any deployment)",
+                               ["model"], registry=r)
+        self.fallbacks = Counter(f"{prefix}fallbacks", "Retries that went to another deployment than the "
+                                 "failed call", ["model"], registry=r)
+        self.hedges = Counter(f"{prefix}hedges", "Slow calls raced by a second call to another deployment",
+                              ["model"], registry=r)
         r.register(_StateCollector(services))
 
     def request(self, log: dict, status: int) -> None:
@@ -67,13 +74,35 @@ class Metrics:
         if error.status == 429 and error.type in ("requests", "tokens"):  # the key's own limits
             self.rate_limited.labels(key, error.type).inc()
 
-    def upstream_failed(self, provider: str, model: str, error: RouterError, fell_back: bool) -> None:
-        self.upstream_errors.labels(provider, error.code or error.type).inc()
-        if fell_back:
-            self.fallbacks.labels(model).inc()
-
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class Telemetry(Observer):
+    """What routing does, recorded: counters, and a log line whenever a deployment's health changes."""
+
+    def __init__(self, metrics: Metrics, log: Any) -> None:
+        self._metrics, self._log = metrics, log
+
+    def call_failed(self, target: Target, error: RouterError) -> None:
+        self._metrics.upstream_errors.labels(target.state.deployment.provider, error.code or error.type).inc()
+
+    def retried(self, model: str, *, fallback: bool) -> None:
+        self._metrics.retries.labels(model).inc()
+        if fallback:
+            self._metrics.fallbacks.labels(model).inc()
+
+    def hedged(self, model: str) -> None:
+        self._metrics.hedges.labels(model).inc()
+
+    def health_changed(self, target: Target, transition: Transition) -> None:
+        state = target.state
+        fields = {"model": state.model, "deployment": state.label, "state": transition.state,
+                  "reason": transition.reason}
+        if transition.state == COOLING_DOWN:
+            self._log.warning("deployment cooling down", cooldown_s=state.breaker.policy.cooldown_s, **fields)
+        else:
+            self._log.info("deployment health", **fields)
 
 
 class _StateCollector(Collector):
@@ -112,6 +141,26 @@ class _StateCollector(Collector):
             yield CounterMetricFamily(f"{p}limiter_unchecked", "Requests decided by limits.on_redis_error "
                                       "while Redis was unreachable", value=unchecked)
         yield from _local_models(runtime.providers, p)
+        yield from _deployments(runtime.routes.states.values(), p)
+
+
+def _deployments(states: Iterable[DeploymentState], p: str) -> Iterator[Metric]:
+    labels = ["model", "deployment"]
+    state = GaugeMetricFamily(f"{p}deployment_state", "1 for the deployment's current health state "
+                              "(healthy, cooling_down, probing)", labels=[*labels, "state"])
+    cooldowns = CounterMetricFamily(f"{p}deployment_cooldowns", "Times the deployment was cooled down", labels=labels)
+    in_flight = GaugeMetricFamily(f"{p}deployment_in_flight", "Calls in flight to the deployment", labels=labels)
+    latency = GaugeMetricFamily(f"{p}deployment_latency_seconds", "Recent call latency (EWMA) of the deployment",
+                                labels=labels)
+    for s in states:
+        names = [s.model, s.label]
+        for name in (HEALTHY, COOLING_DOWN, PROBING):
+            state.add_metric([*names, name], 1 if s.breaker.state == name else 0)
+        cooldowns.add_metric(names, s.breaker.trips)
+        in_flight.add_metric(names, s.in_flight)
+        if s.latency_s is not None:
+            latency.add_metric(names, s.latency_s)
+    yield from (state, cooldowns, in_flight, latency)
 
 
 def _local_models(providers: dict, p: str) -> Iterator[Metric]:

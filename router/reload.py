@@ -18,6 +18,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import watchfiles
 
@@ -39,6 +40,15 @@ class Outcome:
     def as_dict(self) -> dict:
         return {"result": self.result, "trigger": self.trigger, "at": iso(self.at), "version": self.version,
                 "error": self.error, "restart_required": list(self.restart_required)}
+
+
+def warn_unsafe(config: Config, log: Any) -> None:
+    """Say, at every load, which models were allowed to mix embedding spaces."""
+    for model in config.models.values():
+        if model.unsafe_mixed_spaces:
+            log.warning("model mixes embedding spaces (unsafe_mixed_spaces): its vectors are not comparable "
+                        "across deployments", model=model.name,
+                        spaces=sorted({d.space for d in model.deployments}))
 
 
 class Reloader:
@@ -67,6 +77,7 @@ class Reloader:
         elif outcome.result == "applied":
             log.info("config reloaded", trigger=trigger, version=outcome.version,
                      restart_required=list(outcome.restart_required))
+            warn_unsafe(self._services.runtime.config, log)
         return outcome
 
     def spawn(self, trigger: str) -> None:

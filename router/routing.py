@@ -1,56 +1,108 @@
 """Public model names -> deployments of one embedding space, and dispatch to them.
 
-A request's inputs are split into chunks of the deployment's max batch and
-sent concurrently; each chunk falls back, in priority order, to the next
-deployment of the same space when one fails with a retryable error, so one
-failed chunk does not cost the whole request.
+A request's inputs are split into chunks of the deployments' max batch, sent
+concurrently, and merged by index. Each chunk is a `_ChunkRun`:
+
+    choose   a deployment that can take a call now (not cooling down, under
+             its caps, not paused by a Retry-After), by the model's strategy;
+             wait for one when all are busy, if that fits the deadline
+    call     it, within the request deadline; with hedging, a slow call gets
+             a second one at another deployment and the first answer wins
+    retry    on 429, 5xx, timeouts and broken connections: another
+             deployment at once, or the same one after a backoff (exponential,
+             full jitter, never shorter than its Retry-After); never on
+             400/401/403/404; at most `max_attempts` calls per chunk
+
+So one failed chunk costs only itself, and a request gets its vectors or an
+ErrorData before its deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+import math
+import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from router.auth import Principal
-from router.config import Config, Deployment, ModelConfig
-from router.errors import InvalidRequest, ModelNotFound, PermissionDenied, RouterError
+from router.breaker import Transition
+from router.config import Config, ModelConfig
+from router.deployments import DeploymentState
+from router.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    Overloaded,
+    PermissionDenied,
+    RouterError,
+    UpstreamTimeout,
+)
 from router.providers.base import EmbedResult, Provider, estimate_tokens
+from router.strategies import STRATEGIES
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Target:
-    deployment: Deployment
+    state: DeploymentState
     provider: Provider
 
     @property
     def label(self) -> str:
-        return f"{self.deployment.provider}/{self.deployment.model}"
+        return self.state.label
 
 
-@dataclass(frozen=True)
 class Route:
-    model: ModelConfig
-    targets: tuple[Target, ...]
+    """A public model's deployments, their strategy, and a wake-up for requests waiting on capacity."""
 
+    def __init__(self, model: ModelConfig, targets: tuple[Target, ...], max_attempts: int,
+                 backoff: tuple[float, float], rng: random.Random) -> None:
+        self.model, self.targets, self.max_attempts = model, targets, max_attempts
+        self.backoff_s, self.backoff_max_s = backoff
+        self.strategy = STRATEGIES[model.strategy]
+        self.rng = rng
+        # With one deployment there is nothing to fail over to: cooling it down would
+        # turn a partial outage into a full one, so its breaker only reports.
+        self.use_breaker = len(targets) > 1
+        self._freed: asyncio.Event | None = None
 
-@dataclass(frozen=True)
-class Dispatched:
-    vectors: np.ndarray
-    item_tokens: list[int]
-    tokens_estimated: bool
-    served_by: tuple[str, ...]
-    attempts: int
+    def freed(self) -> None:
+        """A call ended: wake the requests waiting for a deployment's capacity."""
+        if self._freed is not None:
+            self._freed.set()
+            self._freed = None
+
+    async def wait_freed(self, timeout: float) -> None:
+        if self._freed is None:
+            self._freed = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._freed.wait(), timeout)
 
 
 class Routes:
-    def __init__(self, config: Config, providers: Mapping[str, Provider]) -> None:
+    def __init__(self, config: Config, providers: Mapping[str, Provider], previous: Routes | None = None,
+                 rng: random.Random | None = None) -> None:
+        """`previous`: the snapshot this one replaces; a deployment whose settings did not
+        change keeps its state (health, latency, caps)."""
         self._by_name: dict[str, Route] = {}
         self.models = config.models
+        self.states: dict[tuple[str, str, str], DeploymentState] = {}
+        rng = rng or random.Random()
+        old = previous.states if previous is not None else {}
+        routing = config.routing
         for model in config.models.values():
-            route = Route(model, tuple(Target(d, providers[d.provider]) for d in model.deployments))
+            targets = []
+            for d in model.deployments:
+                key = (model.name, d.provider, d.model)
+                state = old.get(key)
+                if state is None or state.deployment != d or state.breaker.policy != routing.cooldown:
+                    state = DeploymentState(model.name, d, routing.cooldown)
+                self.states[key] = state
+                targets.append(Target(state, providers[d.provider]))
+            route = Route(model, tuple(targets), model.max_attempts or routing.max_attempts,
+                          (routing.backoff_s, routing.backoff_max_s), rng)
             for name in (model.name, *model.aliases):
                 self._by_name[name] = route
 
@@ -66,68 +118,250 @@ class Routes:
         return [m for m in self.models.values() if principal.allows(m.name, *m.aliases)]
 
 
-# Told of every failed upstream call: (provider name, model name, the error, whether another deployment is tried).
-OnFailure = Callable[[str, str, RouterError, bool], None]
+class Observer:
+    """Told what routing does. This one ignores it; `router.metrics.Telemetry` records it."""
+
+    def call_failed(self, target: Target, error: RouterError) -> None: ...
+
+    def retried(self, model: str, *, fallback: bool) -> None: ...
+
+    def hedged(self, model: str) -> None: ...
+
+    def health_changed(self, target: Target, transition: Transition) -> None: ...
 
 
-def _ignore(provider: str, model: str, error: RouterError, fell_back: bool) -> None:
-    pass
+@dataclass(frozen=True)
+class Dispatched:
+    vectors: np.ndarray
+    item_tokens: list[int]
+    tokens_estimated: bool
+    served_by: tuple[str, ...]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Request:
+    route: Route
+    tokens: bool
+    dimensions: int | None
+    deadline: float          # on the event loop's clock
+    timeout_s: float         # the whole request's, for messages
+    observer: Observer
 
 
 async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: int | None,
-                   on_failure: OnFailure = _ignore) -> Dispatched:
+                   timeout_s: float, observer: Observer | None = None) -> Dispatched:
+    """Every input's vector, in order, within `timeout_s` from now."""
     targets = _eligible(route, tokens=tokens, dimensions=dimensions)
-    # One chunk size that every fallback can take, so a chunk moves between deployments whole.
-    size = min(t.provider.capabilities(t.deployment.model).max_batch for t in targets)
-    chunks = [inputs[i: i + size] for i in range(0, len(inputs), size)]
-    outcomes = await asyncio.gather(*(_with_fallback(targets, c, route.model, dimensions, on_failure)
-                                      for c in chunks))
-    vectors = outcomes[0][0].vectors if len(outcomes) == 1 else np.concatenate([o[0].vectors for o in outcomes])
-    item_tokens = [t for o in outcomes for t in _item_tokens(o[0], o[3])]
+    request = _Request(route, tokens, dimensions, asyncio.get_running_loop().time() + timeout_s, timeout_s,
+                       observer or Observer())
+    # One chunk size that every deployment can take, so a chunk moves between them whole.
+    size = min(t.provider.capabilities(t.state.deployment.model).max_batch for t in targets)
+    runs = [_ChunkRun(request, targets, inputs[i: i + size]) for i in range(0, len(inputs), size)]
+    if len(runs) == 1:
+        outcomes = [await runs[0].run()]
+    else:
+        outcomes = await _all_or_cancel([run.run() for run in runs])
+    results = [o[0] for o in outcomes]
+    vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
     return Dispatched(
         vectors=vectors,
-        item_tokens=item_tokens,
-        tokens_estimated=any(o[0].tokens_estimated for o in outcomes),
+        item_tokens=[t for run, r in zip(runs, results) for t in _item_tokens(r, run.chunk)],
+        tokens_estimated=any(r.tokens_estimated for r in results),
         served_by=tuple(dict.fromkeys(o[1] for o in outcomes)),
-        attempts=sum(o[2] for o in outcomes),
+        attempts=sum(run.attempts for run in runs),
     )
+
+
+async def _all_or_cancel(coros: list) -> list:
+    """Like gather, but the first failure cancels the other chunks: their answers would be thrown away."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        errors = [exc for task in done if (exc := task.exception()) is not None]  # retrieves every one
+        if errors:
+            raise errors[0]
+        return [task.result() for task in tasks]
+    finally:
+        for task in tasks:
+            task.cancel()
 
 
 def _eligible(route: Route, *, tokens: bool, dimensions: int | None) -> list[Target]:
     targets = list(route.targets)
     if tokens:
-        targets = [t for t in targets if t.provider.capabilities(t.deployment.model).accepts_tokens]
+        targets = [t for t in targets if t.provider.capabilities(t.state.deployment.model).accepts_tokens]
         if not targets:
             raise InvalidRequest(f"The model '{route.model.name}' takes text input, not token ids.",
                                  param="input", code="token_input_unsupported")
     if dimensions is not None and not route.model.matryoshka:
-        targets = [t for t in targets if t.provider.capabilities(t.deployment.model).supports_dimensions]
+        targets = [t for t in targets if t.provider.capabilities(t.state.deployment.model).supports_dimensions]
         if not targets:
             raise InvalidRequest(f"The model '{route.model.name}' does not support 'dimensions'.",
                                  param="dimensions", code="dimensions_unsupported")
     return targets
 
 
-async def _with_fallback(targets: Sequence[Target], chunk: Sequence, model: ModelConfig,
-                         dimensions: int | None, on_failure: OnFailure) -> tuple[EmbedResult, str, int, Sequence]:
-    last: RouterError | None = None
-    for attempt, target in enumerate(targets, start=1):
+def _retryable(error: RouterError) -> bool:
+    return error.status in (429, 502, 503, 504)
+
+
+def _blames_deployment(error: RouterError) -> bool:
+    """Whether a failed call counts against the deployment's health (a 400 is the input's fault)."""
+    return error.status == 429 or error.status >= 500
+
+
+class _ChunkRun:
+    def __init__(self, request: _Request, targets: list[Target], chunk: Sequence) -> None:
+        self.request, self.targets, self.chunk = request, targets, chunk
+        self.attempts = 0
+        self.not_before: dict[Target, float] = {}  # a deployment this chunk failed at: its backoff
+        self.barred: set[Target] = set()           # refused our credentials: never again for this chunk
+        self.last_error: RouterError | None = None
+        self.last_target: Target | None = None
+        state_wants_tokens = any(t.state.deployment.tpm for t in targets)
+        self.tokens = sum(estimate_tokens(chunk)) if state_wants_tokens else 0
+
+    async def run(self) -> tuple[EmbedResult, str]:
+        route, request = self.request.route, self.request
+        while True:
+            target = self._ready() or await self._wait_for_one()
+            if self.attempts:
+                request.observer.retried(route.model.name, fallback=target is not self.last_target)
+            try:
+                result, served = await self._attempt(target)
+                return result, served.label
+            except RouterError as exc:
+                self.last_error = exc
+                if not _retryable(exc) or self.attempts >= route.max_attempts:
+                    raise
+
+    def _ready(self, exclude: Target | None = None) -> Target | None:
+        """A deployment that can take this chunk now, by the model's strategy."""
+        route, now = self.request.route, asyncio.get_running_loop().time()
+        ready = [t for t in self.targets
+                 if t is not exclude and t not in self.barred and self.not_before.get(t, 0.0) <= now
+                 and t.state.unavailable(now, self.tokens, use_breaker=route.use_breaker) is None]
+        if not ready:
+            return None
+        return ready[0] if len(ready) == 1 else route.strategy(ready, route.rng)
+
+    async def _wait_for_one(self) -> Target:
+        """Wait until a deployment can take the chunk, if that can happen before the deadline."""
+        route, loop = self.request.route, asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            waits, reasons, cooling = [], set(), []
+            for t in self.targets:
+                if t in self.barred:
+                    continue
+                backoff = self.not_before.get(t, 0.0) - now
+                why = t.state.unavailable(now, self.tokens, use_breaker=route.use_breaker)
+                if why is None:
+                    waits.append(max(0.0, backoff))
+                    reasons.add("backoff")
+                elif why.wait_s is None:
+                    cooling.append(t.state.breaker.cooldown_left(now))
+                    reasons.add(why.reason)
+                else:
+                    waits.append(max(why.wait_s, backoff))
+                    reasons.add(why.reason)
+            left = self.request.deadline - now
+            wait = min(waits, default=math.inf)
+            if not waits or (wait != math.inf and wait >= left) or left <= 0:
+                raise self._unavailable(reasons, wait if waits else min(cooling, default=None))
+            await route.wait_freed(min(wait, left))
+            if target := self._ready():
+                return target
+
+    def _unavailable(self, reasons: set[str], retry_after: float | None) -> RouterError:
+        if self.last_error is not None:
+            return self.last_error  # the upstream's own error says more than "busy"
+        name = self.request.route.model.name
+        if reasons <= {"cooling_down", "probing"}:
+            return Overloaded(f"every deployment of the model '{name}' is cooling down after failures",
+                              code="no_healthy_deployment", retry_after=retry_after)
+        return Overloaded(f"every deployment of the model '{name}' is at its limits "
+                          f"({', '.join(sorted(reasons))}) until past the request deadline",
+                          code="deployments_busy", retry_after=retry_after)
+
+    async def _attempt(self, target: Target) -> tuple[EmbedResult, Target]:
+        """One call, or with hedging a race of two; failures are recorded for the next choice."""
+        hedge = self.request.route.model.hedge_after_s
+        if hedge is None or len(self.targets) < 2:
+            return await self._call(target), target
+        first = asyncio.ensure_future(self._call(target))
+        done, _ = await asyncio.wait({first}, timeout=hedge)
+        second = None if done else self._ready(exclude=target)
+        if second is None:
+            return await first, target
+        self.request.observer.hedged(self.request.route.model.name)
+        racing = {first: target, asyncio.ensure_future(self._call(second)): second}
         try:
-            return await _call(target, chunk, model, dimensions), target.label, attempt, chunk
+            pending, error = set(racing), None
+            while pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    if task.exception() is None:
+                        return task.result(), racing[task]
+                    error = task.exception()
+            assert error is not None
+            raise error
+        finally:
+            for task in racing:
+                task.cancel()
+
+    async def _call(self, target: Target) -> EmbedResult:
+        request, state = self.request, target.state
+        loop = asyncio.get_running_loop()
+        self.attempts += 1
+        self.last_target = target
+        started = loop.time()
+        if transition := state.begin(started, self.tokens):
+            request.observer.health_changed(target, transition)
+        try:
+            async with asyncio.timeout_at(request.deadline):
+                result = await _embed(target, self.chunk, request.route.model, request.dimensions)
+        except TimeoutError:
+            state.abandoned()  # the request ran out of time; not a verdict on the deployment
+            raise UpstreamTimeout(f"no answer within the request deadline ({request.timeout_s:g} s)") from None
         except RouterError as exc:
-            if exc.status >= 500 or exc.status == 429:  # the upstream's failure, not the client's input
-                on_failure(target.deployment.provider, model.name, exc, exc.retryable and attempt < len(targets))
-            if not exc.retryable:
+            now = loop.time()
+            if not _blames_deployment(exc):
+                state.abandoned()
                 raise
-            last = exc
-    assert last is not None
-    raise last
+            transition = state.failed(now, exc.retry_after)
+            request.observer.call_failed(target, exc)
+            if transition:
+                request.observer.health_changed(target, transition)
+            if exc.code == "upstream_auth_failed":
+                self.barred.add(target)
+            else:
+                self.not_before[target] = now + self._backoff(exc)
+            raise
+        except BaseException:
+            state.abandoned()
+            raise
+        finally:
+            request.route.freed()
+        now = loop.time()
+        if transition := state.succeeded(now, now - started, self.tokens, result.tokens):
+            request.observer.health_changed(target, transition)
+        return result
+
+    def _backoff(self, error: RouterError) -> float:
+        """Before this chunk tries the same deployment again: exponential with full jitter,
+        and never sooner than the upstream's Retry-After."""
+        route = self.request.route
+        ceiling = min(route.backoff_max_s, route.backoff_s * 2 ** (self.attempts - 1))
+        return max(route.rng.uniform(0, ceiling), error.retry_after or 0.0)
 
 
-async def _call(target: Target, inputs: Sequence, model: ModelConfig, dimensions: int | None) -> EmbedResult:
-    caps = target.provider.capabilities(target.deployment.model)
+async def _embed(target: Target, inputs: Sequence, model: ModelConfig, dimensions: int | None) -> EmbedResult:
+    deployment = target.state.deployment
+    caps = target.provider.capabilities(deployment.model)
     native = dimensions if caps.supports_dimensions else None
-    result = await target.provider.embed(inputs, model=target.deployment.model, dimensions=native)
+    result = await target.provider.embed(inputs, model=deployment.model, dimensions=native)
     if dimensions is not None and native is None:
         result = EmbedResult(_truncate(result.vectors, dimensions, model.name), result.tokens,
                              result.item_tokens, result.tokens_estimated)

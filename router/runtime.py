@@ -19,7 +19,7 @@ from router.limits.redis import RedisBackend
 from router.providers import KINDS, Provider
 from router.providers.base import estimate_tokens
 from router.redis_link import RedisLink
-from router.routing import Routes
+from router.routing import Observer, Routes
 
 if TYPE_CHECKING:
     from router.metrics import Metrics
@@ -57,7 +57,8 @@ class Runtime:
                 await provider.aclose()
             raise
         admins = KeyStore(KeyConfig(k.name, k.sha256, models=()) for k in config.admin_keys)
-        return cls(config, KeyStore(config.keys), admins, Routes(config, providers), providers)
+        routes = Routes(config, providers, previous.routes if previous is not None else None)
+        return cls(config, KeyStore(config.keys), admins, routes, providers)
 
     async def aclose(self, keep: Runtime | None = None) -> None:
         """Close the providers that `keep` (the snapshot replacing this one) does not use."""
@@ -80,10 +81,13 @@ class Services:
     log: Any
     metrics: Metrics
     started_with: Config
+    telemetry: Observer
     reloader: Reloader | None = None
 
     @classmethod
     async def start(cls, config: Config, log: Any, metrics: Metrics) -> Services:
+        from router.metrics import Telemetry
+
         redis = RedisLink(config.redis, log) if config.uses_redis else None
         if redis is not None and not await redis.ping():
             log.warning("redis is not reachable at start; the router serves and keeps trying",
@@ -103,7 +107,8 @@ class Services:
             if redis is not None:
                 await redis.aclose()
             raise
-        return cls(runtime, Cache(memory, shared), Limiter(backend, estimate_tokens), redis, log, metrics, config)
+        return cls(runtime, Cache(memory, shared), Limiter(backend, estimate_tokens), redis, log, metrics, config,
+                   Telemetry(metrics, log))
 
     async def ready(self) -> tuple[bool, str]:
         """Whether this process should get traffic, and if not why."""

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,6 +129,21 @@ def upstream(upstream_server: tuple[FakeUpstream, str]) -> FakeUpstream:
 @pytest.fixture
 def upstream_url(upstream_server: tuple[FakeUpstream, str]) -> str:
     return upstream_server[1]
+
+
+@pytest.fixture
+def make_upstream() -> Iterator[Callable[..., tuple[FakeUpstream, str]]]:
+    """More fake upstreams, each on its own server, for tests that need them to differ."""
+    servers: list[ServerThread] = []
+
+    def start(**settings: object) -> tuple[FakeUpstream, str]:
+        fake = FakeUpstream(**settings)
+        servers.append(ServerThread(fake.app()).__enter__())
+        return fake, servers[-1].url
+
+    yield start
+    for server in servers:
+        server.__exit__()
 
 
 @pytest.fixture

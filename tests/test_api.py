@@ -13,6 +13,15 @@ from tests.conftest import KEY, LIMITED_KEY, config_dict
 from tests.fakes.openai_upstream import vector_for
 
 
+@pytest.fixture
+def router(make_router, upstream, upstream_url):
+    """One call per chunk: these tests pin how a single upstream answer is translated
+    (retries and fallbacks are tests/test_routing.py's)."""
+    config = config_dict(upstream_url)
+    config["routing"] = {"max_attempts": 1}
+    return make_router(config)
+
+
 def assert_error(response, status: int, type_: str | None = None, param: str | None = None,
                  code: str | None = None) -> dict:
     assert response.status_code == status, response.text

@@ -26,6 +26,23 @@ def test_check_config_ok_and_refused(tmp_path):
     assert missing.returncode == 1 and "cannot read config" in missing.stderr
 
 
+def test_check_config_refuses_a_model_mixing_spaces_unless_told_loudly(tmp_path):
+    import yaml
+
+    from tests.conftest import config_dict
+    config = config_dict("http://127.0.0.1:9")
+    config["models"]["bge-base-en-v1.5"]["deployments"].append(
+        {"provider": "fake", "model": "text-embedding-3-small", "space": "openai-3-small"})
+    path = tmp_path / "mixed.yaml"
+    path.write_text(yaml.safe_dump(config))
+    refused = run("check-config", str(path))
+    assert refused.returncode == 1 and "deployments[1].space: 'openai-3-small' is not the model's" in refused.stderr
+    config["models"]["bge-base-en-v1.5"]["unsafe_mixed_spaces"] = True
+    path.write_text(yaml.safe_dump(config))
+    allowed = run("check-config", str(path))
+    assert allowed.returncode == 0 and "warning: models.bge-base-en-v1.5: unsafe_mixed_spaces" in allowed.stderr
+
+
 def test_keys_new_prints_a_key_and_its_hash():
     out = run("keys", "new", "search-team").stdout
     key = re.search(r"#   (sk-\S+)", out).group(1)

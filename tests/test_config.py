@@ -65,9 +65,45 @@ def test_shipped_and_example_configs_load():
      "providers.local.models.m.path: '/no/such/dir' is not a directory"),
     (lambda c: c["providers"].update(local={"kind": "local", "models": {"m": {"path": "package:no_such_pkg"}}}),
      "providers.local.models.m.path: package 'no_such_pkg' is not installed"),
+    (lambda c: c["models"]["bge-base-en-v1.5"]["deployments"].append(
+        {"provider": "fake", "model": "BAAI/bge-large-en-v1.5", "space": "BAAI/bge-large-en-v1.5"}),
+     "models.bge-base-en-v1.5.deployments[1].space: 'BAAI/bge-large-en-v1.5' is not the model's embedding "
+     "space 'bge-base-en-v1.5'"),
+    (lambda c: c["models"]["bge-base-en-v1.5"]["deployments"].append(
+        {"provider": "fake", "model": "BAAI/bge-base-en-v1.5"}),
+     "deployments[1].model: fake/BAAI/bge-base-en-v1.5 is already a deployment of this model"),
+    (lambda c: c["models"]["bge-base-en-v1.5"]["deployments"][0].update(max_concurrency=0),
+     "deployments[0].max_concurrency: must be greater than 0"),
+    (lambda c: c["models"]["bge-base-en-v1.5"].update(hedge_after_ms=0.5), "hedge_after_ms: expected an integer"),
+    (lambda c: c.update(routing={"cooldown": {"error_rate": 1.5}}),
+     "routing.cooldown.error_rate: must be over 0 and at most 1"),
+    (lambda c: c.update(routing={"retries": 3}), "routing.retries: unknown field"),
 ])
 def test_refusals_name_the_path(mutate, message):
     assert message in refused(mutate)
+
+
+def test_mixing_spaces_takes_the_loudly_named_override():
+    raw = copy.deepcopy(BASE)
+    model = raw["models"]["bge-base-en-v1.5"]
+    model["deployments"].append({"provider": "fake", "model": "BAAI/bge-large-en-v1.5",
+                                 "space": "BAAI/bge-large-en-v1.5"})
+    model["unsafe_mixed_spaces"] = True
+    config = parse(yaml.safe_dump(raw))
+    assert config.models["bge-base-en-v1.5"].unsafe_mixed_spaces
+    assert [d.space for d in config.models["bge-base-en-v1.5"].deployments] == [
+        "bge-base-en-v1.5", "BAAI/bge-large-en-v1.5"]
+
+
+def test_routing_defaults_and_overrides():
+    raw = copy.deepcopy(BASE)
+    raw["routing"] = {"max_attempts": 2, "cooldown": {"failures": 9}}
+    raw["models"]["bge-base-en-v1.5"].update(strategy="least-busy", max_attempts=5, hedge_after_ms=250)
+    config = parse(yaml.safe_dump(raw))
+    assert config.routing.max_attempts == 2 and config.routing.backoff_s == 0.1
+    assert config.routing.cooldown.failures == 9 and config.routing.cooldown.cooldown_s == 30
+    model = config.models["bge-base-en-v1.5"]
+    assert model.strategy == "least-busy" and model.max_attempts == 5 and model.hedge_after_s == 0.25
 
 
 def test_env_interpolation_and_missing_variable():

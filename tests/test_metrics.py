@@ -32,24 +32,31 @@ def test_requests_tokens_cache_limits_and_upstream_errors(make_router, upstream,
         assert c.post("/v1/embeddings", json=body).status_code == 200  # two cache hits
         assert c.post("/v1/embeddings", json={**body, "model": "no-such-model"}).status_code == 404
         upstream.fail_next(500, {"error": {"message": "boom", "type": "server_error"}})
-        assert c.post("/v1/embeddings", json={**body, "input": "fresh"}).status_code == 502
+        retried = c.post("/v1/embeddings", json={**body, "input": "fresh"})  # the same deployment, again
+        assert retried.status_code == 200 and retried.headers["x-router-attempts"] == "2"
     with router.client("sk-metered") as c:
         assert [c.post("/v1/embeddings", json=body).status_code for _ in range(2)] == [200, 429]
     with router.client(LIMITED_KEY) as c:
         assert c.post("/v1/embeddings", json=body).status_code == 403
     text = httpx.get(f"{router.url}/metrics").text
     p = "embeddings_router_"
-    assert sample(text, f"{p}requests_total", key="test", model="text-embedding-3-small", status="200") == 2
+    assert sample(text, f"{p}requests_total", key="test", model="text-embedding-3-small", status="200") == 3
     assert sample(text, f"{p}requests_total", key="test", model="", status="404") == 1  # no label from the client
     assert sample(text, f"{p}requests_total", key="metered", model="text-embedding-3-small", status="429") == 1
     assert sample(text, f"{p}rate_limited_total", key="metered", type="requests") == 1
-    assert sample(text, f"{p}upstream_errors_total", provider="fake") == 1
+    assert sample(text, f"{p}upstream_errors_total", provider="fake", code="upstream_error") == 1
+    assert sample(text, f"{p}retries_total", model="text-embedding-3-small") == 1
     assert sample(text, f"{p}cache_inputs_total", result="hit") == 2 + 2  # the second request, then metered's
-    assert sample(text, f"{p}cache_inputs_total", result="miss") == 2
-    assert sample(text, f"{p}tokens_total", key="test", model="text-embedding-3-small") == 4
-    assert sample(text, f"{p}request_duration_seconds_count", part="upstream") >= 2
+    assert sample(text, f"{p}cache_inputs_total", result="miss") == 3
+    assert sample(text, f"{p}tokens_total", key="test", model="text-embedding-3-small") == 4 + 2
+    assert sample(text, f"{p}request_duration_seconds_count", part="upstream") == 2
+    deployment = {"model": "text-embedding-3-small", "deployment": "fake/text-embedding-3-small"}
+    assert sample(text, f"{p}deployment_state", state="healthy", **deployment) == 1
+    assert sample(text, f"{p}deployment_state", state="cooling_down", **deployment) == 0
+    assert sample(text, f"{p}deployment_in_flight", **deployment) == 0
+    assert 0 < sample(text, f"{p}deployment_latency_seconds", **deployment) < 2
     assert sample(text, f"{p}request_duration_seconds_count", part="router") == 7
-    assert sample(text, f"{p}cache_entries") == 2 and sample(text, f"{p}cache_bytes") > 0
+    assert sample(text, f"{p}cache_entries") == 3 and sample(text, f"{p}cache_bytes") > 0
     assert sample(text, f"{p}config_info") == 1
     assert "no-such-model" not in text
     for secret in (KEY, LIMITED_KEY, "sk-metered", API_KEY):
@@ -69,4 +76,5 @@ def test_fallbacks_are_counted_per_model(make_router, upstream, upstream_url):
     assert answer.status_code == 200 and answer.headers["x-router-deployment"] == "backup/BAAI/bge-base-en-v1.5"
     text = httpx.get(f"{router.url}/metrics").text
     assert sample(text, "embeddings_router_fallbacks_total", model="bge-base-en-v1.5") == 1
+    assert sample(text, "embeddings_router_retries_total", model="bge-base-en-v1.5") == 1
     assert sample(text, "embeddings_router_upstream_errors_total", provider="fake") == 1

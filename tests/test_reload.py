@@ -149,8 +149,11 @@ def test_admin_endpoints_need_an_admin_key(reloadable):
     status = r.admin("GET", "/admin/status")
     assert status.status_code == 200
     body = status.json()
-    assert body["models"]["bge-base-en-v1.5"]["deployments"][0] == {
-        "provider": "fake", "kind": "openai", "model": "BAAI/bge-base-en-v1.5", "weight": 1.0}
+    deployment = body["models"]["bge-base-en-v1.5"]["deployments"][0]
+    assert {k: deployment[k] for k in ("provider", "kind", "model", "space", "weight")} == {
+        "provider": "fake", "kind": "openai", "model": "BAAI/bge-base-en-v1.5", "space": "bge-base-en-v1.5",
+        "weight": 1.0}
+    assert deployment["health"]["state"] == "healthy" and deployment["health"]["in_flight"] == 0
     assert body["keys"] == {"count": 2, "admin": 1} and body["cache"]["backend"] == "memory"
     assert KEY not in status.text and ADMIN_KEY not in status.text and "sk-upstream" not in status.text
 

@@ -1,14 +1,66 @@
-"""Routing over real HTTP: fallback within a space, per-chunk recovery, dimensions."""
+"""Routing over real HTTP: retries, fallback within a space, per-chunk recovery,
+cooldowns, hedging, caps, deadlines, client hang-ups, dimensions."""
 
 from __future__ import annotations
 
+import hashlib
+import socket
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
 import numpy as np
+import orjson
+import pytest
 
 from tests.conftest import config_dict
-from tests.fakes.openai_upstream import vector_for
+from tests.fakes.openai_upstream import API_KEY, vector_for
 from tests.test_api import assert_error
+from tests.test_metrics import sample
 
 MODEL = "text-embedding-3-small"
+ADMIN_KEY = "sk-admin-secret-42"
+
+
+def pair(primary_url: str, backup_url: str, *, model: dict | None = None, primary: dict | None = None,
+         routing: dict | None = None) -> dict:
+    """MODEL on two deployments of one space, each its own fake upstream: `fake` first, then `backup`."""
+    config = config_dict(primary_url, backup={"kind": "openai", "base_url": f"{backup_url}/v1", "api_key": API_KEY,
+                                              "timeout_s": 0.5, "max_batch": 64})
+    config["providers"]["fake"]["timeout_s"] = 0.5
+    config["models"][MODEL] = {"deployments": [{"provider": "fake", "model": MODEL, **(primary or {})},
+                                               {"provider": "backup", "model": MODEL}], **(model or {})}
+    config["admin_keys"] = [{"name": "ops", "sha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest()}]
+    config["routing"] = {"backoff_s": 0.01, **(routing or {})}
+    return config
+
+
+def health(router) -> dict[str, dict]:
+    """MODEL's deployments' health from /admin/status, by provider."""
+    status = httpx.get(f"{router.url}/admin/status", headers={"authorization": f"Bearer {ADMIN_KEY}"}).json()
+    return {d["provider"]: d["health"] for d in status["models"][MODEL]["deployments"]}
+
+
+def dead_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def concurrently(router, inputs: list[str]) -> list[int]:
+    def one(text: str) -> int:
+        with router.client() as c:
+            return c.post("/v1/embeddings", json={"model": MODEL, "input": text}).status_code
+    with ThreadPoolExecutor(len(inputs)) as pool:
+        return list(pool.map(one, inputs))
 
 
 def two_deployments(upstream_url: str, **model: object) -> dict:
@@ -25,6 +77,7 @@ def test_retryable_failure_moves_to_the_next_deployment(make_router, upstream, u
     with router.client() as c:
         r = c.post("/v1/embeddings", json={"model": MODEL, "input": ["a", "b"]})
     assert r.status_code == 200 and r.headers["x-router-deployment"] == "backup/" + MODEL
+    assert r.headers["x-router-attempts"] == "2"
     np.testing.assert_array_equal(np.float32(r.json()["data"][1]["embedding"]), vector_for(MODEL, "b"))
 
 
@@ -48,11 +101,177 @@ def test_only_the_failed_chunk_is_retried(make_router, upstream, upstream_url):
     np.testing.assert_array_equal(got, np.stack([vector_for(MODEL, t) for t in inputs]))
 
 
-def test_all_deployments_down_is_an_error(make_router, upstream, upstream_url):
-    router = make_router(two_deployments(upstream_url))
-    upstream.fail_next(502, "down", times=2)
+def test_the_same_deployment_is_retried_after_a_backoff(make_router, upstream, upstream_url):
+    router = make_router(config_dict(upstream_url))
+    upstream.fail_next(503, {"error": {"message": "busy"}}, times=2)
+    with router.client() as c:
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+    assert r.status_code == 200 and r.headers["x-router-attempts"] == "3" and len(upstream.requests) == 3
+
+
+def test_retry_after_is_honoured(make_router, upstream, upstream_url):
+    router = make_router(config_dict(upstream_url))
+    upstream.fail_next(429, {"error": {"message": "slow down"}}, {"retry-after": "1"})
+    started = time.monotonic()
+    with router.client() as c:
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+    assert r.status_code == 200 and r.headers["x-router-attempts"] == "2"
+    assert time.monotonic() - started >= 1.0
+
+
+def test_a_retry_after_past_the_deadline_is_answered_at_once(make_router, upstream, upstream_url):
+    router = make_router(config_dict(upstream_url))  # request_timeout_s: 5
+    upstream.fail_next(429, {"error": {"message": "slow down"}}, {"retry-after": "30"})
+    started = time.monotonic()
+    with router.client() as c:
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+    assert_error(r, 429, "rate_limit_error")
+    assert r.headers["retry-after"] == "30" and time.monotonic() - started < 1 and len(upstream.requests) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_client_and_credential_errors_are_never_sent_twice(make_router, upstream, upstream_url, status):
+    router = make_router(config_dict(upstream_url))
+    upstream.fail_next(status, {"error": {"message": "no"}}, times=5)
+    with router.client() as c:
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+    assert r.status_code in (400, 404, 502) and len(upstream.requests) == 1
+
+
+def test_refused_credentials_move_to_another_deployment_never_back(make_router, make_upstream, upstream,
+                                                                  upstream_url):
+    backup, backup_url = make_upstream()
+    router = make_router(pair(upstream_url, backup_url))
+    upstream.fail_next(401, {"error": {"message": "Incorrect API key provided"}}, times=5)
+    backup.fail_next(500, {"error": {"message": "boom"}})
+    with router.client() as c:
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+    assert r.status_code == 200 and r.headers["x-router-deployment"] == f"backup/{MODEL}"
+    assert len(upstream.requests) == 1 and len(backup.requests) == 2
+
+
+def test_max_attempts_bounds_the_calls(make_router, upstream, upstream_url):
+    config = config_dict(upstream_url)
+    config["routing"] = {"max_attempts": 3, "backoff_s": 0.01}
+    router = make_router(config)
+    upstream.fail_next(500, {"error": {"message": "boom"}}, times=10)
     with router.client() as c:
         assert_error(c.post("/v1/embeddings", json={"model": MODEL, "input": "a"}), 502, "upstream_error")
+    assert len(upstream.requests) == 3
+
+
+@pytest.mark.parametrize(("failure", "status"), [("500", 502), ("hang", 504), ("refused", 503)])
+def test_every_deployment_down_answers_within_the_deadline(make_router, make_upstream, failure, status):
+    primary, primary_url = make_upstream()
+    backup, backup_url = make_upstream()
+    if failure == "refused":
+        primary_url, backup_url = dead_url(), dead_url()
+    config = pair(primary_url, backup_url)
+    config["server"]["request_timeout_s"] = 2
+    for fake in (primary, backup):
+        fake.fail_next(500, {"error": {"message": "down"}}, times=50)
+        fake.delay_s = 10 if failure == "hang" else 0  # past the providers' 0.5 s timeout
+    router = make_router(config)
+    started = time.monotonic()
+    with router.client() as c:
+        assert_error(c.post("/v1/embeddings", json={"model": MODEL, "input": "a"}), status)
+    assert time.monotonic() - started < 2.5
+
+
+def test_a_failing_deployment_cools_down_then_a_probe_heals_it(make_router, make_upstream, upstream,
+                                                                upstream_url):
+    _backup, backup_url = make_upstream()
+    config = pair(upstream_url, backup_url, routing={"cooldown": {"failures": 3, "cooldown_s": 0.5}})
+    router = make_router(config)
+    upstream.fail_next(500, {"error": {"message": "boom"}}, times=3)
+    with router.client() as c:
+        for i in range(3):  # each: the primary fails, the backup answers
+            r = c.post("/v1/embeddings", json={"model": MODEL, "input": f"a{i}"})
+            assert r.status_code == 200 and r.headers["x-router-deployment"] == f"backup/{MODEL}"
+        assert health(router)["fake"]["state"] == "cooling_down"
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "b"})
+        assert r.headers["x-router-deployment"] == f"backup/{MODEL}" and r.headers["x-router-attempts"] == "1"
+        assert len(upstream.requests) == 3  # skipped while cooling down
+        time.sleep(0.6)
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "c"})
+        assert r.headers["x-router-deployment"] == f"fake/{MODEL}"  # the probe, and it succeeded
+    state = health(router)["fake"]
+    assert state["state"] == "healthy" and state["cooldowns"] == 1
+    events = [orjson.loads(line) for line in router.log_lines()]
+    cooling = [e for e in events if e.get("event") == "deployment cooling down"]
+    assert len(cooling) == 1 and cooling[0]["deployment"] == f"fake/{MODEL}" and "3 consecutive" in cooling[0]["reason"]
+    assert [e["state"] for e in events if e.get("event") == "deployment health"] == ["probing", "healthy"]
+    text = httpx.get(f"{router.url}/metrics").text
+    assert sample(text, "embeddings_router_deployment_cooldowns_total", deployment=f"fake/{MODEL}") == 1
+
+
+def test_when_every_deployment_cools_down_requests_fail_fast(make_router, make_upstream, upstream, upstream_url):
+    backup, backup_url = make_upstream()
+    router = make_router(pair(upstream_url, backup_url, routing={"cooldown": {"failures": 2, "cooldown_s": 30}}))
+    for fake in (upstream, backup):
+        fake.fail_next(503, {"error": {"message": "busy"}}, times=2)
+    with router.client() as c:
+        assert_error(c.post("/v1/embeddings", json={"model": MODEL, "input": "a"}), 503)  # 4 attempts, 2 each
+        started = time.monotonic()
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "b"})
+    assert_error(r, 503, "overloaded_error", code="no_healthy_deployment")
+    assert 25 <= int(r.headers["retry-after"]) <= 30 and time.monotonic() - started < 0.5
+    assert len(upstream.requests) + len(backup.requests) == 4
+
+
+def test_one_deployment_is_never_cooled_down_out_of_service(make_router, upstream, upstream_url):
+    config = config_dict(upstream_url)
+    config["routing"] = {"max_attempts": 1, "cooldown": {"failures": 2, "cooldown_s": 30}}
+    router = make_router(config)
+    upstream.fail_next(500, {"error": {"message": "boom"}}, times=3)
+    with router.client() as c:
+        assert [c.post("/v1/embeddings", json={"model": MODEL, "input": f"x{i}"}).status_code
+                for i in range(4)] == [502, 502, 502, 200]
+
+
+def test_hedging_takes_the_first_answer_and_cancels_the_other(make_router, make_upstream):
+    slow, slow_url = make_upstream(delay_s=1.0)
+    _fast, fast_url = make_upstream()
+    router = make_router(pair(slow_url, fast_url, model={"hedge_after_ms": 100}))
+    started = time.monotonic()
+    with router.client() as c:
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+    assert time.monotonic() - started < 0.8
+    assert r.status_code == 200 and r.headers["x-router-deployment"] == f"backup/{MODEL}"
+    assert r.headers["x-router-attempts"] == "2"
+    np.testing.assert_array_equal(np.float32(r.json()["data"][0]["embedding"]), vector_for(MODEL, "a"))
+    wait_for(lambda: slow.abandoned == 1)  # the slow call was cancelled, not left running
+    assert sample(httpx.get(f"{router.url}/metrics").text, "embeddings_router_hedges_total", model=MODEL) == 1
+
+
+def test_a_client_that_hangs_up_cancels_its_upstream_call(make_router, make_upstream):
+    slow, slow_url = make_upstream(delay_s=1.5)
+    router = make_router(config_dict(slow_url))
+    with router.client() as c, pytest.raises(httpx.ReadTimeout):
+        c.post("/v1/embeddings", json={"model": MODEL, "input": "a"}, timeout=0.3)
+    wait_for(lambda: any(b'"status": 499' in line or b'"status":499' in line for line in router.log_lines()),
+             timeout=1.0)
+    line = orjson.loads(next(x for x in router.log_lines() if b"499" in x))
+    assert line["error"] == "client_disconnected" and line["total_ms"] < 1000
+    wait_for(lambda: slow.abandoned == 1)
+
+
+def test_max_concurrency_caps_calls_in_flight(make_router, make_upstream, upstream, upstream_url):
+    slow, slow_url = make_upstream(delay_s=0.2)
+    config = config_dict(slow_url)
+    config["models"][MODEL]["deployments"][0]["max_concurrency"] = 2
+    router = make_router(config)
+    statuses = concurrently(router, [f"t{i}" for i in range(6)])
+    assert statuses == [200] * 6 and slow.max_in_flight == 2  # the others waited their turn
+
+
+def test_a_capped_deployment_spills_over_to_the_next(make_router, make_upstream, upstream, upstream_url):
+    _backup, backup_url = make_upstream()
+    router = make_router(pair(upstream_url, backup_url, primary={"rpm": 2}))
+    with router.client() as c:
+        served = [c.post("/v1/embeddings", json={"model": MODEL, "input": f"r{i}"}).headers["x-router-deployment"]
+                  for i in range(5)]
+    assert served == [f"fake/{MODEL}"] * 2 + [f"backup/{MODEL}"] * 3
 
 
 def test_matryoshka_truncates_and_renormalises_where_the_api_cannot(make_router, upstream, upstream_url):

@@ -2,7 +2,9 @@
 
 Vectors are a deterministic function of (model, input, dimensions), so a test
 can say exactly which vector answers which input. Faults are scripted per
-test: `fail_next`, `delay_s`, `shuffle`, `drop_one`.
+test: `fail_next`, `delay_s`, `shuffle`, `drop_one`, or drawn at random by
+`chaos` (see tests/fakes/chaos.py). It counts calls in flight and the calls
+whose client went away before the answer.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from tests.fakes.chaos import Chaos
 
 DIMS = 16
 API_KEY = "sk-upstream-secret-0123456789"
@@ -51,6 +55,10 @@ class FakeUpstream:
     report_usage: bool = True
     faults: deque = field(default_factory=deque)
     requests: list = field(default_factory=list)
+    chaos: Chaos | None = None
+    in_flight: int = 0
+    max_in_flight: int = 0
+    abandoned: int = 0   # calls whose client hung up before the answer
 
     def fail_next(self, status: int, body: bytes | str | dict, headers: dict | None = None, times: int = 1) -> None:
         raw = orjson.dumps(body) if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
@@ -67,6 +75,17 @@ class FakeUpstream:
                         status_code=status, media_type="application/json")
 
     async def _embeddings(self, request: Request) -> Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            response = await self._answer(request)
+        finally:
+            self.in_flight -= 1
+        if await request.is_disconnected():
+            self.abandoned += 1
+        return response
+
+    async def _answer(self, request: Request) -> Response:
         body = await request.body()
         self.requests.append({"headers": dict(request.headers), "body": orjson.loads(body)})
         # Taken before the delay: a slow request a test gave up on must not, when it wakes,
@@ -77,6 +96,8 @@ class FakeUpstream:
         if faults:
             fault = faults.popleft()
             return Response(fault.body, status_code=fault.status, headers=fault.headers)
+        if self.chaos is not None and (broken := await self.chaos.fault()) is not None:
+            return broken
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self._error(401, f"Incorrect API key provided: {request.headers.get('authorization', '')[7:12]}***",
                                "invalid_request_error", code="invalid_api_key")
@@ -94,7 +115,7 @@ class FakeUpstream:
         data = [{"object": "embedding", "index": i,
                  "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if as_b64 else v.tolist()}
                 for i, v in enumerate(vectors)]
-        if self.shuffle:
+        if self.shuffle or (self.chaos is not None and self.chaos.shuffle()):
             data.reverse()
         if self.drop_one:
             data.pop()
