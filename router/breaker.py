@@ -13,18 +13,23 @@ transitions this returns.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from router.schema import doc
 
 HEALTHY, COOLING_DOWN, PROBING = "healthy", "cooling_down", "probing"
 
 
 @dataclass(frozen=True)
 class CooldownPolicy:
-    failures: int = 5          # consecutive failed calls that trip the breaker...
-    error_rate: float = 0.5    # ...or this share of failed calls...
-    min_calls: int = 20        # ...among at least this many...
-    window_s: float = 60.0     # ...within this window
-    cooldown_s: float = 30.0   # how long a tripped deployment is skipped
+    failures: int = field(default=5, metadata=doc("consecutive failed calls that cool a deployment down..."))
+    error_rate: float = field(default=0.5, metadata=doc("...or this share of failed calls...", kind="0-1"))
+    min_calls: int = field(default=20, metadata=doc("...among at least this many calls..."))
+    window_s: float = field(default=60.0, metadata=doc("...within this window"))
+    cooldown_s: float = field(default=30.0, metadata=doc(
+        "how long a cooled-down deployment is skipped; then one probe call decides. A model with one "
+        "deployment is never taken out of service; when all of a model's deployments cool down, requests "
+        "get 503 `no_healthy_deployment` at once"))
 
 
 @dataclass(frozen=True)

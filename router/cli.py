@@ -1,4 +1,4 @@
-"""embeddings-router: serve, check-config, keys new, export."""
+"""embeddings-router: serve, check-config, config-reference, keys new, export."""
 
 from __future__ import annotations
 
@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
 
     check = commands.add_parser("check-config", help="validate a config file (exit 0 or 1)")
     check.add_argument("file")
+    commands.add_parser("config-reference", help="print every config field (markdown: path, type, default, "
+                        "meaning), generated from the config schema")
 
     keys = commands.add_parser("keys", help="manage API keys")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -43,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--config", default=str(config_mod.DEFAULT_CONFIG))
 
     args = parser.parse_args(argv)
-    return {"serve": _serve, "check-config": _check, "keys": _keys, "export": _export}[args.command](args)
+    return {"serve": _serve, "check-config": _check, "config-reference": _reference, "keys": _keys,
+            "export": _export}[args.command](args)
 
 
 def _load(path: str) -> config_mod.Config | None:
@@ -65,6 +68,13 @@ def _check(args: argparse.Namespace) -> int:
             spaces = ", ".join(sorted({d.space for d in model.deployments}))
             print(f"warning: models.{model.name}: unsafe_mixed_spaces lets it mix embedding spaces ({spaces}); "
                   "its vectors are not comparable across its deployments", file=sys.stderr)
+    return 0
+
+
+def _reference(args: argparse.Namespace) -> int:
+    from router.config_reference import markdown
+
+    print(markdown(), end="")
     return 0
 
 

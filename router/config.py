@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from router.breaker import CooldownPolicy
+from router.schema import choices, doc
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "router.yaml"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -97,99 +98,144 @@ def http_url(value: str) -> str | None:
     return None if re.match(r"^https?://[^/\s]+", value) else "must be an http:// or https:// URL"
 
 
+CACHE_BACKENDS = ("memory", "redis", "none")
+LIMIT_BACKENDS = ("memory", "redis")
+ON_REDIS_ERROR = ("allow", "deny")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_body_bytes: int = 16 * 1024 * 1024
-    max_inputs: int = 2048
-    request_timeout_s: float = 30.0
+    host: str = field(default="127.0.0.1", metadata=doc("where to listen (`serve --host` overrides)"))
+    port: int = field(default=8080, metadata=doc("where to listen (`serve --port` overrides)"))
+    max_body_bytes: int = field(default=16 * 1024 * 1024, metadata=doc("larger bodies get 413"))
+    max_inputs: int = field(default=2048, metadata=doc("items per request (a key's `limits.max_inputs` "
+                                                       "may lower it)"))
+    request_timeout_s: float = field(default=30.0, metadata=doc(
+        "the deadline for a request's upstream part, retries included: the client gets its vectors or an "
+        "ErrorData before it (504 when it passes)"))
 
 
 @dataclass(frozen=True)
 class ProviderConfig:
     name: str
-    kind: str
-    settings: Any  # the provider module's own frozen settings
+    kind: str = field(metadata=doc("the wire format; the fields below it depend on it", kind="kind"))
+    settings: Any = None  # the provider module's own frozen settings
 
 
 @dataclass(frozen=True)
 class Deployment:
-    provider: str
-    model: str
-    weight: float = 1.0
-    space: str = ""                    # the embedding space its vectors live in
-    max_concurrency: int | None = None  # this deployment's own caps, under the provider's limits
-    rpm: int | None = None
-    tpm: int | None = None
+    provider: str = field(metadata=doc("a name under `providers`"))
+    model: str = field(metadata=doc("the model's name at that provider"))
+    weight: float = field(default=1.0, metadata=doc("share of calls under `strategy: weighted`"))
+    space: str = field(default="", metadata=doc(
+        "the embedding space its vectors live in; must be the model's", default="the model's `space`"))
+    max_concurrency: int | None = field(default=None, metadata=doc(
+        "calls in flight to this deployment; more wait for a slot or go to another deployment"))
+    rpm: int | None = field(default=None, metadata=doc(
+        "calls per minute to this deployment (counted per router process: with N replicas give each 1/N)"))
+    tpm: int | None = field(default=None, metadata=doc("tokens per minute to this deployment (per process)"))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     name: str
-    space: str
-    strategy: str
-    deployments: tuple[Deployment, ...]
-    aliases: tuple[str, ...] = ()
-    matryoshka: bool = False
-    max_attempts: int | None = None      # default: routing.max_attempts
-    hedge_after_s: float | None = None   # send a slow chunk to a second deployment too
-    unsafe_mixed_spaces: bool = False    # deployments of different spaces under one name
+    space: str = field(metadata=doc(
+        "the embedding space of its deployments' vectors; the cache is keyed by it", default="the model's name"))
+    strategy: str = field(metadata=doc("how a call picks a deployment: in order; at random by `weight`; "
+                                       "fewest calls in flight; lowest recent latency",
+                                       kind="strategy", default="`priority`"))
+    deployments: tuple[Deployment, ...] = field(metadata=doc(
+        "where the model is served, all of one space; see `deployments[]` below", kind="list"))
+    aliases: tuple[str, ...] = field(default=(), metadata=doc("other names clients may send", kind="list"))
+    matryoshka: bool = field(default=False, metadata=doc(
+        "serve `dimensions` by truncating and renormalising where the API lacks the parameter"))
+    max_attempts: int | None = field(default=None, metadata=doc(
+        "calls per chunk for this model", default="`routing.max_attempts`"))
+    hedge_after_s: float | None = field(default=None, metadata=doc(
+        "after this many ms without an answer, send the chunk to a second deployment too; the first answer "
+        "wins and the other call is cancelled", name="hedge_after_ms", kind="int (ms)", default="off"))
+    unsafe_mixed_spaces: bool = field(default=False, metadata=doc(
+        "allow deployments of different `space`s under one name: their vectors are not comparable, so "
+        "mixing them corrupts vector stores; logged and warned about at every load"))
 
 
 @dataclass(frozen=True)
 class RoutingConfig:
-    max_attempts: int = 4        # calls per chunk, over all deployments, within the request deadline
-    backoff_s: float = 0.1       # before retrying the same deployment: up to this (full jitter), doubling
-    backoff_max_s: float = 5.0
-    cooldown: CooldownPolicy = field(default_factory=CooldownPolicy)
+    max_attempts: int = field(default=4, metadata=doc(
+        "calls per chunk, over all deployments, within the request deadline; retried on 429, 5xx, "
+        "timeouts and broken connections, never on 400/401/403/404"))
+    backoff_s: float = field(default=0.1, metadata=doc(
+        "before a chunk goes back to a deployment that failed it: a random wait up to this, doubling with "
+        "each attempt (full jitter), never shorter than the upstream's Retry-After; another deployment is "
+        "tried at once"))
+    backoff_max_s: float = field(default=5.0, metadata=doc("the cap of that doubling"))
+    cooldown: CooldownPolicy = field(default_factory=CooldownPolicy, metadata=doc(
+        "the circuit breaker; see `routing.cooldown` below", kind="mapping"))
 
 
 @dataclass(frozen=True)
 class KeyLimits:
-    rpm: int | None = None
-    tpm: int | None = None
-    concurrency: int | None = None
-    max_inputs: int | None = None
-    tokens_per_day: int | None = None  # a budget per UTC day
+    rpm: int | None = field(default=None, metadata=doc(
+        "requests per minute (a token bucket: bursts to the limit, then refills evenly)"))
+    tpm: int | None = field(default=None, metadata=doc(
+        "tokens per minute: estimated before the call, settled with the real count after"))
+    concurrency: int | None = field(default=None, metadata=doc("requests in flight"))
+    max_inputs: int | None = field(default=None, metadata=doc(
+        "items per request for this key (not in `model_limits`)", default="`server.max_inputs`"))
+    tokens_per_day: int | None = field(default=None, metadata=doc(
+        "a token budget per UTC day; the 429's Retry-After runs to midnight UTC"))
 
 
 @dataclass(frozen=True)
 class KeyConfig:
-    name: str
-    sha256: str
-    models: tuple[str, ...] = ("*",)
-    limits: KeyLimits = KeyLimits()
+    name: str = field(metadata=doc("shown in logs and metrics instead of the key"))
+    sha256: str = field(metadata=doc("sha256 of the key, 64 lowercase hex; `embeddings-router keys new NAME` "
+                                     "makes a key and its entry", kind="hex"))
+    models: tuple[str, ...] = field(default=("*",), metadata=doc("the model names or globs the key may use",
+                                                                 kind="list"))
+    limits: KeyLimits = field(default_factory=KeyLimits, metadata=doc(
+        "429 with Retry-After and OpenAI's x-ratelimit-* headers; see `keys[].limits` below", kind="mapping"))
     # (model glob, limits): counted per matching model, on top of the key's own limits
-    model_limits: tuple[tuple[str, KeyLimits], ...] = ()
+    model_limits: tuple[tuple[str, KeyLimits], ...] = field(default=(), metadata=doc(
+        "`GLOB: {rpm, tpm, concurrency, tokens_per_day}`: limits per model, counted on top of the key's own; "
+        "the first matching glob applies", kind="mapping", default="none"))
 
 
 @dataclass(frozen=True)
 class AdminKeyConfig:
     """A key for /admin/*; it cannot call the embeddings API (and a user key cannot call /admin)."""
 
-    name: str
-    sha256: str
+    name: str = field(metadata=doc("shown in logs"))
+    sha256: str = field(metadata=doc("sha256 of the key; an admin key cannot call the API and an API key "
+                                     "cannot call `/admin/*`", kind="hex"))
 
 
 @dataclass(frozen=True)
 class CacheConfig:
-    backend: str = "memory"
-    max_bytes: int = 256 * 1024 * 1024
-    ttl_s: float = 86400.0
+    backend: str = field(default="memory", metadata=doc(
+        "the per-input vector cache: this process; Redis (shared by replicas) behind this process's memory; "
+        "off", kind=choices(*CACHE_BACKENDS)))
+    max_bytes: int = field(default=256 * 1024 * 1024, metadata=doc(
+        "the in-process level's bound (bound Redis with its own `maxmemory` + `allkeys-lru`)"))
+    ttl_s: float = field(default=86400.0, metadata=doc("an entry's lifetime, in both levels"))
 
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    backend: str = "memory"
-    on_redis_error: str = "allow"  # allow | deny, while Redis is unreachable
+    backend: str = field(default="memory", metadata=doc(
+        "where keys' limits are counted: this process, or Redis, exact across replicas "
+        "(`serve --workers N` needs `redis`)", kind=choices(*LIMIT_BACKENDS)))
+    on_redis_error: str = field(default="allow", metadata=doc(
+        "while Redis is unreachable: serve unchecked, or answer 503 `limiter_unavailable`",
+        kind=choices(*ON_REDIS_ERROR)))
 
 
 @dataclass(frozen=True)
 class RedisConfig:
-    url: str = "redis://127.0.0.1:6379/0"
-    prefix: str = "embeddings-router:"  # of every key the router writes
-    timeout_s: float = 0.5
+    url: str = field(default="redis://127.0.0.1:6379/0", metadata=doc(
+        "the shared Redis, for `cache.backend` or `limits.backend: redis`", kind="redis:// URL"))
+    prefix: str = field(default="embeddings-router:", metadata=doc("of every key the router writes"))
+    timeout_s: float = field(default=0.5, metadata=doc("per Redis call; a slower Redis counts as down"))
 
 
 @dataclass(frozen=True)
@@ -305,15 +351,15 @@ def _build(root: Section) -> Config:
     admin_keys = _admin_keys(root, {k.sha256 for k in keys})
     cache_raw = root.section("cache")
     cache = CacheConfig(
-        backend=cache_raw.get("backend", str, "memory", check=one_of("memory", "redis", "none")),
+        backend=cache_raw.get("backend", str, "memory", check=one_of(*CACHE_BACKENDS)),
         max_bytes=cache_raw.get("max_bytes", int, 256 * 1024 * 1024, check=positive),
         ttl_s=cache_raw.get("ttl_s", float, 86400.0, check=positive),
     )
     cache_raw.done()
     limits_raw = root.section("limits")
     limits = LimitsConfig(
-        backend=limits_raw.get("backend", str, "memory", check=one_of("memory", "redis")),
-        on_redis_error=limits_raw.get("on_redis_error", str, "allow", check=one_of("allow", "deny")),
+        backend=limits_raw.get("backend", str, "memory", check=one_of(*LIMIT_BACKENDS)),
+        on_redis_error=limits_raw.get("on_redis_error", str, "allow", check=one_of(*ON_REDIS_ERROR)),
     )
     limits_raw.done()
     redis_raw = root.section("redis")

