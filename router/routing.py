@@ -206,6 +206,12 @@ def _retryable(error: RouterError) -> bool:
     return error.status in (429, 502, 503, 504)
 
 
+# The same deployment would answer these the same way at once: our credentials are refused, or
+# (a local model) its queue is full, where the client should get its fast 503 rather than a wait.
+# Another deployment may still take the chunk.
+_NOT_THE_SAME_AGAIN = ("upstream_auth_failed", "queue_full")
+
+
 def _blames_deployment(error: RouterError) -> bool:
     """Whether a failed call counts against the deployment's health (a 400 is the input's fault)."""
     return error.status == 429 or error.status >= 500
@@ -216,7 +222,7 @@ class _ChunkRun:
         self.request, self.targets, self.chunk = request, targets, chunk
         self.attempts = 0
         self.not_before: dict[Target, float] = {}  # a deployment this chunk failed at: its backoff
-        self.barred: set[Target] = set()           # refused our credentials: never again for this chunk
+        self.barred: set[Target] = set()           # never again for this chunk (_NOT_THE_SAME_AGAIN)
         self.last_error: RouterError | None = None
         self.last_target: Target | None = None
         state_wants_tokens = any(t.state.deployment.tpm for t in targets)
@@ -334,7 +340,7 @@ class _ChunkRun:
             request.observer.call_failed(target, exc)
             if transition:
                 request.observer.health_changed(target, transition)
-            if exc.code == "upstream_auth_failed":
+            if exc.code in _NOT_THE_SAME_AGAIN:
                 self.barred.add(target)
             else:
                 self.not_before[target] = now + self._backoff(exc)

@@ -89,3 +89,19 @@ def test_batch_sizes_and_queue_depth_in_metrics(local_router):
     assert sample(text, "embeddings_router_local_queue_inputs", model=label) == 0
     assert sample(text, "embeddings_router_local_batch_size_count", model=label) >= 1
     assert sample(text, "embeddings_router_local_batch_size_bucket", model=label, le="+Inf") >= 1
+
+
+def test_a_full_queue_answers_503_at_once_without_retrying(make_router):
+    import yaml
+
+    from tests.test_api import assert_error
+    from tests.test_metrics import sample
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["providers"]["local"]["models"]["all-MiniLM-L6-v2"]["max_queue"] = 4
+    router = make_router(config)
+    with router.client(DEV_KEY) as c:
+        r = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": [f"t{i}" for i in range(10)]})
+    assert_error(r, 503, "overloaded_error", code="queue_full")
+    text = httpx.get(f"{router.url}/metrics").text
+    assert sample(text, "embeddings_router_upstream_errors_total", provider="local", code="queue_full") == 1
+    assert "embeddings_router_retries_total{" not in text  # the same queue was not asked again

@@ -77,7 +77,7 @@ class Batcher:
         """Vectors for these token id arrays, in their order."""
         if self._queued + len(ids) > self.max_queue:
             raise Overloaded(f"the local model's queue is full ({self.max_queue} inputs); retry shortly",
-                             retry_after=1)
+                             code="queue_full", retry_after=1)
         if self._owner is None or self._owner.done():
             self._owner = asyncio.get_running_loop().create_task(self._run())
         job = _Job(ids, asyncio.get_running_loop().create_future())
