@@ -58,6 +58,12 @@ class RouterError(Exception):
         """Whether another attempt (here or at another deployment) may succeed."""
         return self.status in (429, 502, 503, 504)
 
+    @property
+    def retry_here(self) -> bool:
+        """Whether the same deployment may answer differently soon. Not when it refused our
+        credentials, nor when a local model's queue is full (the client gets its fast 503)."""
+        return self.retryable and self.code not in ("upstream_auth_failed", "queue_full")
+
     def body(self) -> dict:
         return {
             "error": {

@@ -202,16 +202,6 @@ def _eligible(route: Route, *, tokens: bool, dimensions: int | None) -> list[Tar
     return targets
 
 
-def _retryable(error: RouterError) -> bool:
-    return error.status in (429, 502, 503, 504)
-
-
-# The same deployment would answer these the same way at once: our credentials are refused, or
-# (a local model) its queue is full, where the client should get its fast 503 rather than a wait.
-# Another deployment may still take the chunk.
-_NOT_THE_SAME_AGAIN = ("upstream_auth_failed", "queue_full")
-
-
 def _blames_deployment(error: RouterError) -> bool:
     """Whether a failed call counts against the deployment's health (a 400 is the input's fault)."""
     return error.status == 429 or error.status >= 500
@@ -222,7 +212,7 @@ class _ChunkRun:
         self.request, self.targets, self.chunk = request, targets, chunk
         self.attempts = 0
         self.not_before: dict[Target, float] = {}  # a deployment this chunk failed at: its backoff
-        self.barred: set[Target] = set()           # never again for this chunk (_NOT_THE_SAME_AGAIN)
+        self.barred: set[Target] = set()           # never again for this chunk (not error.retry_here)
         self.last_error: RouterError | None = None
         self.last_target: Target | None = None
         state_wants_tokens = any(t.state.deployment.tpm for t in targets)
@@ -239,7 +229,7 @@ class _ChunkRun:
                 return result, served.label
             except RouterError as exc:
                 self.last_error = exc
-                if not _retryable(exc) or self.attempts >= route.max_attempts:
+                if not exc.retryable or self.attempts >= route.max_attempts:
                     raise
 
     def _ready(self, exclude: Target | None = None) -> Target | None:
@@ -340,10 +330,10 @@ class _ChunkRun:
             request.observer.call_failed(target, exc)
             if transition:
                 request.observer.health_changed(target, transition)
-            if exc.code in _NOT_THE_SAME_AGAIN:
-                self.barred.add(target)
-            else:
+            if exc.retry_here:
                 self.not_before[target] = now + self._backoff(exc)
+            else:
+                self.barred.add(target)
             raise
         except BaseException:
             state.abandoned()

@@ -43,6 +43,12 @@ def test_check_config_refuses_a_model_mixing_spaces_unless_told_loudly(tmp_path)
     assert allowed.returncode == 0 and "warning: models.bge-base-en-v1.5: unsafe_mixed_spaces" in allowed.stderr
 
 
+def test_config_reference_prints_the_generated_table():
+    from router.config_reference import markdown
+    out = run("config-reference")
+    assert out.returncode == 0 and out.stdout == markdown() and "| `routing.max_attempts` | int | `4` |" in out.stdout
+
+
 def test_keys_new_prints_a_key_and_its_hash():
     out = run("keys", "new", "search-team").stdout
     key = re.search(r"#   (sk-\S+)", out).group(1)

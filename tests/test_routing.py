@@ -289,3 +289,38 @@ def test_matryoshka_truncates_and_renormalises_where_the_api_cannot(make_router,
                      400, param="dimensions")
         assert_error(c.post("/v1/embeddings", json={"model": "bge-base-en-v1.5", "input": "a", "dimensions": 8}),
                      400, param="dimensions", code="dimensions_unsupported")
+
+
+def test_every_deployment_capped_past_the_deadline_is_a_fast_503(make_router, upstream, upstream_url):
+    config = config_dict(upstream_url)
+    config["models"][MODEL]["deployments"][0]["rpm"] = 1
+    router = make_router(config)
+    with router.client() as c:
+        assert c.post("/v1/embeddings", json={"model": MODEL, "input": "a"}).status_code == 200
+        started = time.monotonic()
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "b"})
+    assert_error(r, 503, "overloaded_error", code="deployments_busy")
+    assert 55 <= int(r.headers["retry-after"]) <= 60 and time.monotonic() - started < 0.5
+    assert len(upstream.requests) == 1
+
+
+def test_latency_strategy_measures_each_then_prefers_the_fastest(make_router, make_upstream):
+    slow, slow_url = make_upstream(delay_s=0.15)
+    fast, fast_url = make_upstream()
+    router = make_router(pair(slow_url, fast_url, model={"strategy": "latency"}))
+    with router.client() as c:
+        served = [c.post("/v1/embeddings", json={"model": MODEL, "input": f"l{i}"}).headers["x-router-deployment"]
+                  for i in range(8)]
+    assert sorted(served[:2]) == [f"backup/{MODEL}", f"fake/{MODEL}"]  # each measured once, unmeasured first
+    assert served[2:] == [f"backup/{MODEL}"] * 6 and len(slow.requests) == 1 and len(fast.requests) == 7
+
+
+def test_a_model_mixing_spaces_is_warned_about_at_start(make_router, upstream_url):
+    config = config_dict(upstream_url)
+    config["models"][MODEL]["deployments"].append({"provider": "fake", "model": "BAAI/bge-base-en-v1.5",
+                                                   "space": "BAAI/bge-base-en-v1.5"})
+    config["models"][MODEL]["unsafe_mixed_spaces"] = True
+    router = make_router(config)
+    warnings = [orjson.loads(line) for line in router.log_lines() if b"mixes embedding spaces" in line]
+    assert len(warnings) == 1 and warnings[0]["model"] == MODEL and warnings[0]["level"] == "warning"
+    assert warnings[0]["spaces"] == ["BAAI/bge-base-en-v1.5", MODEL]

@@ -25,6 +25,12 @@ class EmbedResult:
     item_tokens: Sequence[int] | None = None   # per input, where known exactly
     tokens_estimated: bool = False
 
+    @classmethod
+    def estimated(cls, vectors: np.ndarray, inputs: Inputs) -> EmbedResult:
+        """For an upstream that reports no usage: tokens estimated per input, and marked so."""
+        estimate = estimate_tokens(inputs)
+        return cls(vectors, sum(estimate), estimate, tokens_estimated=True)
+
 
 @dataclass(frozen=True)
 class Capabilities:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from router.config import Section, http_url, one_of, positive
+from router.config import Section, one_of
 from router.errors import (
     InvalidRequest,
     ModelNotFound,
@@ -31,26 +31,16 @@ from router.providers.base import (
     Inputs,
     ProviderKind,
     checked_vectors,
-    estimate_tokens,
     retry_after_from,
 )
-from router.providers.http import Transport
+from router.providers.http import HTTPSettings, Transport, common_settings
 from router.schema import choices, doc
 
 
 @dataclass(frozen=True)
-class OpenAISettings:
+class OpenAISettings(HTTPSettings):
     base_url: str = field(metadata=doc("the API's base, e.g. `https://api.together.xyz/v1`; `/embeddings` is "
                                        "appended", kind="URL"))
-    api_key: str | None = field(default=None, repr=False, metadata=doc(
-        "sent as `Authorization: Bearer`; write `${ENV_VAR}`, never the key", default="none"))
-    timeout_s: float = field(default=30.0, metadata=doc("per upstream call; then retried within the deadline"))
-    connect_timeout_s: float = field(default=5.0, metadata=doc("to open a connection"))
-    max_batch: int = field(default=2048, metadata=doc("inputs per upstream call; larger requests are split "
-                                                      "and the chunks sent concurrently"))
-    max_concurrency: int = field(default=64, metadata=doc("calls in flight to this provider"))
-    supports_dimensions: bool = field(default=True, metadata=doc("pass `dimensions` through"))
-    accepts_tokens: bool = field(default=True, metadata=doc("forward token-id arrays as they are"))
     encoding: str = field(default="float", metadata=doc("what to ask the upstream for; base64 is smaller "
                                                         "and faster to parse", kind=choices("float", "base64")))
     headers: dict = field(default_factory=dict, repr=False, metadata=doc("extra headers on every call",
@@ -61,14 +51,7 @@ class OpenAISettings:
 
 def parse_settings(s: Section) -> OpenAISettings:
     return OpenAISettings(
-        base_url=s.get("base_url", str, check=http_url).rstrip("/"),
-        api_key=s.get("api_key", str, None) or None,
-        timeout_s=s.get("timeout_s", float, 30.0, check=positive),
-        connect_timeout_s=s.get("connect_timeout_s", float, 5.0, check=positive),
-        max_batch=s.get("max_batch", int, 2048, check=positive),
-        max_concurrency=s.get("max_concurrency", int, 64, check=positive),
-        supports_dimensions=s.get("supports_dimensions", bool, True),
-        accepts_tokens=s.get("accepts_tokens", bool, True),
+        **common_settings(s, OpenAISettings),
         encoding=s.get("encoding", str, "float", check=one_of("float", "base64")),
         headers={str(k): str(v) for k, v in s.get("headers", dict, {}).items()},
         extra_body=dict(s.get("extra_body", dict, {})),
@@ -79,13 +62,8 @@ class OpenAIProvider:
     def __init__(self, name: str, settings: OpenAISettings) -> None:
         self.name = name
         self.settings = settings
-        headers = dict(settings.headers)
-        if settings.api_key:
-            headers["authorization"] = f"Bearer {settings.api_key}"
         self._url = f"{settings.base_url}/embeddings"
-        self._transport = Transport(name, headers, timeout_s=settings.timeout_s,
-                                    connect_timeout_s=settings.connect_timeout_s,
-                                    max_concurrency=settings.max_concurrency)
+        self._transport = Transport(name, settings, settings.headers)
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens)
 
     def capabilities(self, model: str) -> Capabilities:
@@ -125,8 +103,7 @@ class OpenAIProvider:
         vectors = checked_vectors(vectors.astype(np.float32, copy=False), n, self.name)
         if isinstance(tokens, int) and not isinstance(tokens, bool):
             return EmbedResult(vectors, tokens)
-        estimate = estimate_tokens(inputs)
-        return EmbedResult(vectors, sum(estimate), estimate, tokens_estimated=True)
+        return EmbedResult.estimated(vectors, inputs)
 
     def _error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:
         message = _upstream_message(status, content)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import orjson
 
-from router.config import Section, http_url, positive
+from router.config import Section
 from router.errors import InvalidRequest, Overloaded, RateLimited, RouterError, UpstreamError
 from router.providers.base import (
     Capabilities,
@@ -26,57 +26,37 @@ from router.providers.base import (
     Inputs,
     ProviderKind,
     checked_vectors,
-    estimate_tokens,
     retry_after_from,
 )
-from router.providers.http import Transport
+from router.providers.http import HTTPSettings, Transport, common_settings
 from router.schema import doc
 
 
 @dataclass(frozen=True)
-class TEISettings:
+class TEISettings(HTTPSettings):
     base_url: str = field(metadata=doc("the server's root, e.g. `http://tei:8080`; `/embed` is appended",
                                        kind="URL"))
-    api_key: str | None = field(default=None, repr=False, metadata=doc(
-        "TEI's `--api-key`, sent as `Authorization: Bearer`", default="none"))
-    timeout_s: float = field(default=30.0, metadata=doc("per upstream call"))
-    connect_timeout_s: float = field(default=5.0, metadata=doc("to open a connection"))
     max_batch: int = field(default=32, metadata=doc("inputs per call: TEI's `--max-client-batch-size`"))
-    max_concurrency: int = field(default=64, metadata=doc("calls in flight to this server"))
-    normalize: bool = field(default=True, metadata=doc("ask TEI for unit-length vectors"))
-    truncate: bool = field(default=False, metadata=doc("let TEI cut inputs over its max length "
-                                                       "(else it refuses them: a 400 here)"))
     supports_dimensions: bool = field(default=True, metadata=doc("pass `dimensions` through (Matryoshka "
                                                                  "models, TEI >= 1.7)"))
     accepts_tokens: bool = field(default=False, metadata=doc(
         "forward token-id arrays; only when clients send ids of this model's own tokenizer"))
+    normalize: bool = field(default=True, metadata=doc("ask TEI for unit-length vectors"))
+    truncate: bool = field(default=False, metadata=doc("let TEI cut inputs over its max length "
+                                                       "(else it refuses them: a 400 here)"))
 
 
 def parse_settings(s: Section) -> TEISettings:
-    d = TEISettings(base_url="")
-    return TEISettings(
-        base_url=s.get("base_url", str, check=http_url).rstrip("/"),
-        api_key=s.get("api_key", str, None) or None,
-        timeout_s=s.get("timeout_s", float, d.timeout_s, check=positive),
-        connect_timeout_s=s.get("connect_timeout_s", float, d.connect_timeout_s, check=positive),
-        max_batch=s.get("max_batch", int, d.max_batch, check=positive),
-        max_concurrency=s.get("max_concurrency", int, d.max_concurrency, check=positive),
-        normalize=s.get("normalize", bool, d.normalize),
-        truncate=s.get("truncate", bool, d.truncate),
-        supports_dimensions=s.get("supports_dimensions", bool, d.supports_dimensions),
-        accepts_tokens=s.get("accepts_tokens", bool, d.accepts_tokens),
-    )
+    return TEISettings(**common_settings(s, TEISettings), normalize=s.get("normalize", bool, True),
+                       truncate=s.get("truncate", bool, False))
 
 
 class TEIProvider:
     def __init__(self, name: str, settings: TEISettings) -> None:
         self.name = name
         self.settings = settings
-        headers = {"authorization": f"Bearer {settings.api_key}"} if settings.api_key else {}
         self._url = f"{settings.base_url}/embed"
-        self._transport = Transport(name, headers, timeout_s=settings.timeout_s,
-                                    connect_timeout_s=settings.connect_timeout_s,
-                                    max_concurrency=settings.max_concurrency)
+        self._transport = Transport(name, settings, {})
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens)
 
     def capabilities(self, model: str) -> Capabilities:
@@ -98,8 +78,7 @@ class TEIProvider:
         counted = headers.get("x-compute-tokens", "")
         if counted.isdigit():
             return EmbedResult(vectors, int(counted))
-        estimate = estimate_tokens(inputs)
-        return EmbedResult(vectors, sum(estimate), estimate, tokens_estimated=True)
+        return EmbedResult.estimated(vectors, inputs)
 
     def _error(self, status: int, headers: Mapping[str, str], content: bytes) -> RouterError:
         try:
