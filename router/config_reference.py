@@ -27,8 +27,10 @@ from router.config import (
     RoutingConfig,
     ServerConfig,
 )
+from router.providers.http import HTTPSettings
 from router.schema import choices
 
+REMOTE = "every kind but local"
 _TYPES = {"int": "int", "float": "number", "str": "string", "bool": "bool", "dict": "mapping"}
 
 
@@ -45,7 +47,8 @@ def sections() -> list[tuple[str, type, str]]:
     """(path, dataclass, which provider kind it is for) in the order the reference shows them."""
     from router.providers import KINDS
 
-    found: list[tuple[str, type, str]] = [("server", ServerConfig, ""), ("providers.NAME", ProviderConfig, "")]
+    found: list[tuple[str, type, str]] = [("server", ServerConfig, ""), ("providers.NAME", ProviderConfig, ""),
+                                          ("providers.NAME", HTTPSettings, REMOTE)]
     for kind, spec in KINDS.items():
         found += [(f"providers.NAME{suffix}", cls, kind) for suffix, cls in spec.reference]
     return [
@@ -66,12 +69,12 @@ def rows() -> list[Row]:
     for path, cls, only_for in sections():
         for f in dataclasses.fields(cls):
             meta = f.metadata
-            if "doc" not in meta:
-                continue  # not read from YAML
+            if "doc" not in meta or (only_for != REMOTE and _inherited_from(HTTPSettings, cls, f)):
+                continue  # not read from YAML, or shown once for every remote kind
             kind = meta["kind"] or _type_of(str(f.type))
             out.append(Row(f"{path}.{meta['name'] or f.name}", registries.get(kind, kind),
                            meta["default"] or _default_of(f), meta["doc"],
-                           f"kind: {only_for}" if only_for else ""))
+                           f"kind: {only_for}" if only_for and only_for != REMOTE else only_for))
     return out
 
 
@@ -81,6 +84,11 @@ def markdown() -> str:
         where = f" ({row.only_for})" if row.only_for else ""
         lines.append(f"| `{row.path}`{where} | {row.kind} | {row.default} | {row.meaning} |")
     return "\n".join(lines) + "\n"
+
+
+def _inherited_from(base: type, cls: type, f: dataclasses.Field) -> bool:
+    """Whether `cls` takes field `f` from `base` as it is (a redefinition is a new Field)."""
+    return issubclass(cls, base) and base.__dataclass_fields__.get(f.name) is f  # type: ignore[attr-defined]
 
 
 def _type_of(annotation: str) -> str:

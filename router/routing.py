@@ -40,7 +40,7 @@ from router.errors import (
     RouterError,
     UpstreamTimeout,
 )
-from router.providers.base import EmbedResult, Provider, estimate_tokens
+from router.providers.base import Capabilities, EmbedResult, Provider, estimate_tokens
 from router.strategies import STRATEGIES
 
 
@@ -190,7 +190,7 @@ async def _all_or_cancel(coros: list) -> list:
 def _eligible(route: Route, *, tokens: bool, dimensions: int | None) -> list[Target]:
     targets = list(route.targets)
     if tokens:
-        targets = [t for t in targets if t.provider.capabilities(t.state.deployment.model).accepts_tokens]
+        targets = [t for t in targets if _takes_tokens(t.provider.capabilities(t.state.deployment.model))]
         if not targets:
             raise InvalidRequest(f"The model '{route.model.name}' takes text input, not token ids.",
                                  param="input", code="token_input_unsupported")
@@ -200,6 +200,11 @@ def _eligible(route: Route, *, tokens: bool, dimensions: int | None) -> list[Tar
             raise InvalidRequest(f"The model '{route.model.name}' does not support 'dimensions'.",
                                  param="dimensions", code="dimensions_unsupported")
     return targets
+
+
+def _takes_tokens(caps: Capabilities) -> bool:
+    """Forwards token ids, or decodes them with the tokenizer clients encoded them with."""
+    return caps.accepts_tokens or caps.tokenizer is not None
 
 
 def _blames_deployment(error: RouterError) -> bool:
@@ -317,7 +322,7 @@ class _ChunkRun:
             request.observer.health_changed(target, transition)
         try:
             async with asyncio.timeout_at(request.deadline):
-                result = await _embed(target, self.chunk, request.route.model, request.dimensions)
+                result = await _embed(target, self.chunk, request)
         except TimeoutError:
             state.abandoned()  # the request ran out of time; not a verdict on the deployment
             raise UpstreamTimeout(f"no answer within the request deadline ({request.timeout_s:g} s)") from None
@@ -353,13 +358,16 @@ class _ChunkRun:
         return max(route.rng.uniform(0, ceiling), error.retry_after or 0.0)
 
 
-async def _embed(target: Target, inputs: Sequence, model: ModelConfig, dimensions: int | None) -> EmbedResult:
-    deployment = target.state.deployment
+async def _embed(target: Target, inputs: Sequence, request: _Request) -> EmbedResult:
+    """One call, adapted to what the deployment takes: token ids decoded, `dimensions` by truncation."""
+    deployment, dimensions = target.state.deployment, request.dimensions
     caps = target.provider.capabilities(deployment.model)
+    if request.tokens and not caps.accepts_tokens and caps.tokenizer is not None:
+        inputs = caps.tokenizer.decode(inputs)
     native = dimensions if caps.supports_dimensions else None
     result = await target.provider.embed(inputs, model=deployment.model, dimensions=native)
     if dimensions is not None and native is None:
-        result = EmbedResult(_truncate(result.vectors, dimensions, model.name), result.tokens,
+        result = EmbedResult(_truncate(result.vectors, dimensions, request.route.model.name), result.tokens,
                              result.item_tokens, result.tokens_estimated)
     return result
 

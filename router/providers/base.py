@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from router.errors import UpstreamError
+
+if TYPE_CHECKING:
+    from router.token_ids import TokenDecoder
 
 Inputs = Sequence[str] | Sequence[Sequence[int]]
 
@@ -37,6 +40,7 @@ class Capabilities:
     max_batch: int              # inputs per upstream call; the dispatcher chunks to it
     supports_dimensions: bool   # passes `dimensions` through
     accepts_tokens: bool        # token-id arrays may be forwarded as they are
+    tokenizer: TokenDecoder | None = None   # else token-id arrays are decoded to text with this
 
 
 class Provider(Protocol):
@@ -93,13 +97,14 @@ def retry_after_from(headers: Any) -> float | None:
                 return max(0.0, parsedate_to_datetime(value).timestamp() - time())
             except (TypeError, ValueError):
                 pass
-    resets = [_duration(headers.get(h)) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
+    resets = [duration_s(headers.get(h)) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
     resets = [r for r in resets if r is not None]
     return max(resets) if resets else None
 
 
-def _duration(text: str | None) -> float | None:
-    if not text:
+def duration_s(text: object) -> float | None:
+    """Seconds in a duration as APIs write it: "1s", "6m0s", "20ms", "1.5s", or a bare number."""
+    if not isinstance(text, str) or not text:
         return None
     import re
 

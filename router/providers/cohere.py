@@ -1,0 +1,75 @@
+"""`kind: cohere` — Cohere's Embed API v2.
+
+    POST {base_url}/v2/embed  {"model", "texts", "input_type", "embedding_types": ["float"],
+                               "output_dimension", "truncate"}
+    -> {"id", "embeddings": {"float": [[...]]}, "texts", "meta": {"billed_units": {"input_tokens"}}}
+    errors: {"id", "message"}; 498 is a refused key, like 401
+
+At most 96 texts a call. `input_type` is required by v3+ models and fixed
+per deployment: a query and a document embed differently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from router.config import Section, one_of
+from router.errors import RouterError
+from router.providers.base import Inputs, ProviderKind
+from router.providers.http import (
+    Answer,
+    HTTPProvider,
+    HTTPSettings,
+    common_settings,
+    error_message,
+    status_error,
+    text_inputs,
+)
+from router.schema import choices, doc
+
+INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+TRUNCATE = ("NONE", "START", "END")
+
+
+@dataclass(frozen=True)
+class CohereSettings(HTTPSettings):
+    base_url: str = field(default="https://api.cohere.com", metadata=doc(
+        "the API's root; `/v2/embed` is appended", kind="URL"))
+    max_batch: int = field(default=96, metadata=doc("texts per call (Cohere's limit)"))
+    supports_dimensions: bool = field(default=False, metadata=doc(
+        "send `output_dimension`: embed-v4.0 takes 256, 512, 1024 or 1536"))
+    input_type: str = field(default="search_document", metadata=doc(
+        "what the texts are for; a deployment for queries sets `search_query`", kind=choices(*INPUT_TYPES)))
+    truncate: str = field(default="END", metadata=doc("texts over the model's limit: cut the start or end, "
+                                                      "or `NONE` to refuse them", kind=choices(*TRUNCATE)))
+
+
+def parse_settings(s: Section) -> CohereSettings:
+    return CohereSettings(**common_settings(s, CohereSettings),
+                          input_type=s.get("input_type", str, "search_document", check=one_of(*INPUT_TYPES)),
+                          truncate=s.get("truncate", str, "END", check=one_of(*TRUNCATE)))
+
+
+class CohereProvider(HTTPProvider):
+    settings: CohereSettings
+
+    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+        body: dict = {"model": model, "texts": list(text_inputs(inputs, self.name)),
+                      "input_type": self.settings.input_type, "embedding_types": ["float"],
+                      "truncate": self.settings.truncate}
+        if dimensions is not None:
+            body["output_dimension"] = dimensions
+        return f"{self.settings.base_url}/v2/embed", body
+
+    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+        billed = (payload.get("meta") or {}).get("billed_units") or {}
+        return Answer(payload["embeddings"]["float"], billed.get("input_tokens"))
+
+    def error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:
+        return status_error(self.name, 401 if status == 498 else status, headers, error_message(status, content),
+                            model=model)
+
+
+KIND = ProviderKind(parse_settings=parse_settings, create=CohereProvider, reference=(("", CohereSettings),))
