@@ -11,10 +11,14 @@ import asyncio
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from tests.fakes.api import FakeAPI
 
 FAULTS = ("429", "500", "503", "hang", "reset", "malformed", "wrong_count")
 
@@ -30,7 +34,7 @@ class Chaos:
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
 
-    async def fault(self) -> Response | None:
+    async def fault(self, api: FakeAPI) -> Response | None:
         """A broken answer, or None to answer correctly (after a delay, sometimes)."""
         if self._rng.random() >= self.rate:
             if self._rng.random() < 0.1:
@@ -40,12 +44,12 @@ class Chaos:
         kind = self._rng.choice(FAULTS)
         self.injected[kind] += 1
         if kind == "429":
-            return _error(429, "Rate limit reached for requests", {"retry-after-ms": "100", "retry-after": "1"})
+            return api.error(429, "Rate limit reached for requests", {"retry-after-ms": "100", "retry-after": "1"})
         if kind in ("500", "503"):
-            return _error(int(kind), "The server had an error while processing your request.")
+            return api.error(int(kind), "The server had an error while processing your request.")
         if kind == "hang":
             await asyncio.sleep(self.hang_s)
-            return _error(500, "hung")
+            return api.error(500, "hung")
         if kind == "reset":
             return _BrokenMidBody()
         if kind == "malformed":
@@ -58,11 +62,6 @@ class Chaos:
             self.injected["shuffled"] += 1
             return True
         return False
-
-
-def _error(status: int, message: str, headers: dict | None = None) -> Response:
-    body = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type="application/json")
 
 
 class _BrokenMidBody(Response):

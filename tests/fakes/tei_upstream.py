@@ -3,60 +3,52 @@ TEI does and answering with its bare array and its `{error, error_type}` bodies.
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from typing import Any
 
-import orjson
-from starlette.applications import Starlette
+import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from tests.fakes.openai_upstream import vector_for
+from tests.fakes.api import Call, FakeAPI, Refused
 
 MODEL_ID = "BAAI/bge-base-en-v1.5"  # the one model a TEI server serves
+# TEI's status for each of its error types
+ERROR_TYPES = {400: "empty", 401: "unauthorized", 413: "validation", 422: "tokenizer", 424: "backend",
+               429: "overloaded", 503: "unhealthy"}
 
 
-@dataclass
-class FakeTEI:
-    max_client_batch_size: int = 32
-    api_key: str | None = None
-    send_token_header: bool = True
-    faults: deque = field(default_factory=deque)
-    requests: list = field(default_factory=list)
+class FakeTEI(FakeAPI):
+    path = "/embed"
 
-    def fail_next(self, status: int, error_type: str, message: str = "failed") -> None:
-        self.faults.append((status, {"error": message, "error_type": error_type}))
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**{"models": (MODEL_ID,), "max_batch": 32, **settings})
 
-    def app(self) -> Starlette:
-        return Starlette(routes=[Route("/embed", self._embed, methods=["POST"])])
+    def fail_with(self, status: int, error_type: str, message: str = "failed") -> None:
+        self.fail_next(status, {"error": message, "error_type": error_type})
 
-    @staticmethod
-    def _error(status: int, error_type: str, message: str) -> Response:
-        return Response(orjson.dumps({"error": message, "error_type": error_type}), status_code=status,
-                        media_type="application/json")
+    def error(self, status: int, message: str, headers: dict | None = None) -> Response:
+        if status == 404:  # TEI has no models by name: a 404 is its router's, with no body
+            return Response(status_code=404)
+        if status not in ERROR_TYPES:  # not TEI's own: a proxy in front of it answers in plain text
+            return Response(f"{status}: {message}", status_code=status, headers=headers, media_type="text/plain")
+        error_type = ERROR_TYPES[status]
+        if status == 413:
+            message = f"batch size exceeds maximum allowed batch size {self.max_batch}: {message}"
+        return self.json({"error": message, "error_type": error_type}, status, headers)
 
-    async def _embed(self, request: Request) -> Response:
-        body = orjson.loads(await request.body())
-        self.requests.append(body)
-        if self.faults:
-            status, payload = self.faults.popleft()
-            return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return Response(status_code=401)
-        inputs = body.get("inputs")
+    def parse(self, request: Request | None, payload: Any) -> Call:
+        inputs = payload.get("inputs")
         if isinstance(inputs, str):
             inputs = [inputs]
-        if not isinstance(inputs, list) or not inputs:
-            return self._error(400, "empty", "`inputs` cannot be empty")
-        if len(inputs) > self.max_client_batch_size:
-            return self._error(413, "validation", f"batch size {len(inputs)} > maximum allowed batch size "
-                                                  f"{self.max_client_batch_size}")
-        if any(isinstance(x, str) and not x for x in inputs):
-            return self._error(400, "empty", "`inputs` cannot be empty")
-        if not isinstance(body.get("normalize", True), bool) or not isinstance(body.get("truncate", False), bool):
-            return self._error(422, "validation", "normalize and truncate must be booleans")
-        vectors = [vector_for(MODEL_ID, x, body.get("dimensions")).tolist() for x in inputs]
-        tokens = sum(len(x) // 4 + 1 if isinstance(x, str) else len(x) for x in inputs)
-        headers = {"x-compute-tokens": str(tokens)} if self.send_token_header else {}
-        return Response(orjson.dumps(vectors), media_type="application/json", headers=headers)
+        if not isinstance(inputs, list) or not inputs or any(isinstance(x, str) and not x for x in inputs):
+            raise Refused(self.error(400, "`inputs` cannot be empty"))
+        if len(inputs) > self.max_batch:
+            raise Refused(self.error(413, f"batch size {len(inputs)}"))
+        if not isinstance(payload.get("normalize", True), bool) or not isinstance(payload.get("truncate", False),
+                                                                                  bool):
+            raise Refused(self.json({"error": "normalize and truncate must be booleans",
+                                     "error_type": "validation"}, 422))
+        return Call(MODEL_ID, inputs, payload.get("dimensions"))
+
+    def render(self, call: Call, vectors: list[np.ndarray], tokens: int) -> Any:
+        return self.json(vectors, headers={"x-compute-tokens": str(tokens)} if self.report_usage else None)

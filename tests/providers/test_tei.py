@@ -38,8 +38,8 @@ def test_chunks_of_32_in_order_with_tei_token_counts(router, tei):
     assert r.status_code == 200, r.text
     got = np.float32([d["embedding"] for d in r.json()["data"]])
     np.testing.assert_array_equal(got, np.stack([vector_for(MODEL_ID, x) for x in inputs]))
-    assert sorted(len(b["inputs"]) for b in fake.requests) == [6, 32, 32]
-    assert all(b["normalize"] is True and b["truncate"] is False for b in fake.requests)
+    assert sorted(len(r["body"]["inputs"]) for r in fake.requests) == [6, 32, 32]
+    assert all(r["body"]["normalize"] is True and r["body"]["truncate"] is False for r in fake.requests)
     assert r.json()["usage"]["prompt_tokens"] == sum(len(x) // 4 + 1 for x in inputs)
 
 
@@ -47,7 +47,7 @@ def test_dimensions_pass_through(router, tei):
     fake, _ = tei
     with router.client() as c:
         r = c.post("/v1/embeddings", json={"model": MODEL, "input": "a", "dimensions": 8})
-    assert fake.requests[-1]["dimensions"] == 8
+    assert fake.requests[-1]["body"]["dimensions"] == 8
     np.testing.assert_array_equal(np.float32(r.json()["data"][0]["embedding"]), vector_for(MODEL_ID, "a", 8))
 
 
@@ -67,7 +67,7 @@ def test_token_ids_are_not_forwarded_by_default(router, tei):
 ])
 def test_errors_are_translated_by_error_type(router, tei, status, error_type, want, type_):
     fake, _ = tei
-    fake.fail_next(status, error_type, "TEI said no")
+    fake.fail_with(status, error_type, "TEI said no")
     with router.client() as c:
         error = assert_error(c.post("/v1/embeddings", json={"model": MODEL, "input": "a"}), want, type_,
                              param="input" if want == 400 else None)
@@ -86,7 +86,7 @@ def test_refused_key_is_an_upstream_auth_failure(make_router, tei):
 
 def test_usage_is_estimated_without_tei_header(router, tei):
     fake, _ = tei
-    fake.send_token_header = False
+    fake.report_usage = False
     with router.client() as c:
         r = c.post("/v1/embeddings", json={"model": MODEL, "input": ["abcdefgh"]})
     assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 2
