@@ -1,0 +1,25 @@
+"""`kind: cohere`: what only Cohere's API has."""
+
+from __future__ import annotations
+
+from tests.fakes.cohere_upstream import FakeCohere
+from tests.providers.conftest import embed
+from tests.test_api import assert_error
+
+
+def test_input_type_truncate_and_chunks_of_96(serve, single):
+    fake = FakeCohere()
+    router = single({"kind": "cohere", "base_url": serve(fake), "input_type": "search_query",
+                     "truncate": "NONE"}, "embed-english-v3.0")
+    assert embed(router, input=[f"q{i}" for i in range(100)]).status_code == 200
+    assert sorted(len(r["body"]["texts"]) for r in fake.requests) == [4, 96]
+    assert {(r["body"]["input_type"], r["body"]["truncate"]) for r in fake.requests} == {("search_query", "NONE")}
+    assert all(r["body"]["embedding_types"] == ["float"] for r in fake.requests)
+
+
+def test_498_is_a_refused_key(serve, single):
+    fake = FakeCohere()
+    fake.fail_next(498, {"id": "x", "message": "invalid api token"})
+    router = single({"kind": "cohere", "base_url": serve(fake)}, "embed-english-v3.0")
+    error = assert_error(embed(router, input="a"), 502, code="upstream_auth_failed")
+    assert "invalid api token" not in error["message"]
