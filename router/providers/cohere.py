@@ -25,7 +25,6 @@ from router.providers.http import (
     common_settings,
     error_message,
     status_error,
-    text_inputs,
 )
 from router.schema import choices, doc
 
@@ -56,7 +55,7 @@ class CohereProvider(HTTPProvider):
     settings: CohereSettings
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
-        body: dict = {"model": model, "texts": list(text_inputs(inputs, self.name)),
+        body: dict = {"model": model, "texts": list(inputs),
                       "input_type": self.settings.input_type, "embedding_types": ["float"],
                       "truncate": self.settings.truncate}
         if dimensions is not None:

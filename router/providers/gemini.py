@@ -32,7 +32,6 @@ from router.providers.http import (
     error_message,
     field_of,
     status_error,
-    text_inputs,
 )
 from router.schema import choices, doc
 
@@ -73,7 +72,7 @@ class GeminiProvider(HTTPProvider):
             each["taskType"] = self.settings.task_type
         if dimensions is not None:
             each["outputDimensionality"] = dimensions
-        requests = [{**each, "content": {"parts": [{"text": text}]}} for text in text_inputs(inputs, self.name)]
+        requests = [{**each, "content": {"parts": [{"text": text}]}} for text in inputs]
         return f"{self.settings.base_url}/models/{quote(model, safe='')}:batchEmbedContents", {"requests": requests}
 
     def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:

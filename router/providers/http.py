@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +34,7 @@ from router.errors import (
 )
 from router.providers.base import Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
 from router.schema import choices, doc
-from router.token_ids import TOKENIZERS, TokenDecoder, read_tokenizer
+from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ class HTTPProvider:
         self.name = name
         self.settings = settings
         self._transport = Transport(name, settings, self.headers())
-        tokenizer = TokenDecoder.load(settings.tokenizer, settings.tokenizer_file) if settings.tokenizer else None
+        tokenizer = decoder_for(settings.tokenizer, settings.tokenizer_file)
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens,
                                   tokenizer)
 
@@ -230,10 +230,3 @@ def field_of(content: bytes, *path: str) -> Any:
         node = node.get(key) if isinstance(node, dict) else None
     return node
 
-
-def text_inputs(inputs: Inputs, provider: str) -> Sequence[str]:
-    """For APIs that take text only: routing decodes or refuses token ids before a call gets here."""
-    if any(not isinstance(x, str) for x in inputs):
-        raise InvalidRequest(f"provider {provider!r} takes text, not token ids", param="input",
-                             code="token_input_unsupported")
-    return inputs

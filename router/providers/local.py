@@ -17,7 +17,7 @@ from router.local.batcher import Batcher
 from router.local.engine import Engine
 from router.providers.base import Capabilities, EmbedResult, Inputs, ProviderKind
 from router.schema import choices, doc
-from router.token_ids import TOKENIZERS, TokenDecoder, read_tokenizer
+from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
 _INLINE_TOKENIZE_CHARS = 2048
 
@@ -97,7 +97,7 @@ class LocalModel:
         self.batcher = Batcher(self.engine.infer, max_batch=settings.max_batch,
                                max_batch_tokens=settings.max_batch_tokens,
                                max_queue=settings.max_queue, name=name)
-        decoder = TokenDecoder.load(settings.tokenizer, settings.tokenizer_file) if settings.tokenizer else None
+        decoder = decoder_for(settings.tokenizer, settings.tokenizer_file)
         # One batch of any size: the batcher packs inputs itself.
         self.capabilities = Capabilities(max_batch=1 << 30, supports_dimensions=False, accepts_tokens=False,
                                          tokenizer=decoder)

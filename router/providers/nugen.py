@@ -16,7 +16,7 @@ from typing import Any
 
 from router.config import Section
 from router.providers.base import Inputs, ProviderKind
-from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings, text_inputs
+from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings
 from router.providers.openai import read_data
 from router.schema import doc
 
@@ -35,7 +35,7 @@ def parse_settings(s: Section) -> NuGenSettings:
 
 class NuGenProvider(HTTPProvider):
     def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
-        body: dict = {"model": model, "input": list(text_inputs(inputs, self.name))}
+        body: dict = {"model": model, "input": list(inputs)}
         if dimensions is not None:
             body["dimensions"] = dimensions
         return f"{self.settings.base_url}/api/v3/inference/embeddings", body

@@ -15,7 +15,7 @@ from typing import Any
 
 from router.config import Section
 from router.providers.base import Inputs, ProviderKind
-from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings, text_inputs
+from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings
 from router.schema import doc
 
 
@@ -42,7 +42,7 @@ class OllamaProvider(HTTPProvider):
     settings: OllamaSettings
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
-        body: dict = {"model": model, "input": list(text_inputs(inputs, self.name)),
+        body: dict = {"model": model, "input": list(inputs),
                       "truncate": self.settings.truncate}
         if dimensions is not None:
             body["dimensions"] = dimensions

@@ -16,12 +16,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from router.config import Section
 from router.errors import InvalidRequest, Overloaded, RateLimited, RouterError, UpstreamError
 from router.providers.base import Inputs, ProviderKind, retry_after_from
-from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings, status_error
+from router.providers.http import (
+    Answer,
+    HTTPProvider,
+    HTTPSettings,
+    common_settings,
+    error_message,
+    field_of,
+    status_error,
+)
 from router.schema import doc
 
 
@@ -57,12 +63,8 @@ class TEIProvider(HTTPProvider):
         return Answer(payload, int(counted) if counted.isdigit() else None)
 
     def error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:
-        try:
-            body = orjson.loads(content)
-            message, kind = str(body.get("error", "")), str(body.get("error_type", "")).lower()
-        except (orjson.JSONDecodeError, AttributeError):
-            message, kind = content.decode("utf-8", "replace").strip()[:500], ""
-        said = f"provider {self.name!r} ({kind or status}): {message or f'HTTP {status}'}"
+        kind, message = str(field_of(content, "error_type") or "").lower(), error_message(status, content)
+        said = f"provider {self.name!r} ({kind or status}): {message}"
         if kind == "overloaded":
             return RateLimited(said, retry_after=retry_after_from(headers))
         if kind == "unhealthy":

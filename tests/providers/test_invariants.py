@@ -182,8 +182,10 @@ def test_an_id_outside_the_vocabulary_is_the_clients_400(setup):
 ERRORS = [
     (400, 400, "invalid_request_error", None),
     (401, 502, "upstream_error", "upstream_auth_failed"),
+    (402, 502, "upstream_error", "upstream_auth_failed"),
     (403, 502, "upstream_error", "upstream_auth_failed"),
     (404, 404, "not_found_error", "model_not_found"),
+    (408, 504, "timeout_error", None),
     (422, 400, "invalid_request_error", None),
     (429, 429, "rate_limit_error", None),
     (500, 502, "upstream_error", None),
