@@ -15,12 +15,15 @@ import asyncio
 import bisect
 import contextlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from router.errors import Overloaded
+
+# A batch's vectors, run by run: (rows of the batch, their vectors); see Engine.runs.
+Runs = Callable[[list[np.ndarray]], Iterable[tuple[list[int], np.ndarray]]]
 
 
 class _Job:
@@ -56,8 +59,8 @@ class BatchSizes:
 
 
 class Batcher:
-    def __init__(self, infer: Callable[[list[np.ndarray]], np.ndarray], *, max_batch: int = 32,
-                 max_batch_tokens: int = 16384, max_queue: int = 8192, name: str = "local") -> None:
+    def __init__(self, infer: Runs, *, max_batch: int = 32, max_batch_tokens: int = 16384,
+                 max_queue: int = 8192, name: str = "local") -> None:
         self._infer = infer
         self.max_batch = max_batch
         self.max_batch_tokens = max_batch_tokens
@@ -109,13 +112,20 @@ class Batcher:
             while batch := self._pack():
                 self.batch_sizes.record(len(batch))
                 try:
-                    vectors = await loop.run_in_executor(self._thread, self._infer, [ids for _, _, ids in batch])
+                    await loop.run_in_executor(self._thread, self._compute, loop, batch)
                 except Exception as exc:
                     for job in {id(j): j for j, _, _ in batch}.values():
                         self._fail(job, exc)
-                    continue
-                for row, (job, index, _) in enumerate(batch):
-                    self._deliver(job, index, vectors[row])
+
+    def _compute(self, loop: asyncio.AbstractEventLoop, batch: list[tuple[_Job, int, np.ndarray]]) -> None:
+        """On the inference thread: hand each run's vectors to the loop as soon as it is done,
+        so its requests answer (and their clients send the next) while the rest of the batch runs."""
+        for rows, vectors in self._infer([ids for _, _, ids in batch]):
+            loop.call_soon_threadsafe(self._deliver_rows, [batch[r] for r in rows], vectors)
+
+    def _deliver_rows(self, items: list[tuple[_Job, int, np.ndarray]], vectors: np.ndarray) -> None:
+        for (job, index, _), vector in zip(items, vectors):
+            self._deliver(job, index, vector)
 
     def _pack(self) -> list[tuple[_Job, int, np.ndarray]]:
         """Take inputs round-robin across waiting jobs, within the budgets."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,14 +69,17 @@ class Engine:
 
     def infer(self, batch: list[np.ndarray]) -> np.ndarray:
         """Pooled vectors for a batch of token id arrays, in their order."""
-        order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
-        if len(batch[order[0]]) == len(batch[order[-1]]):
-            return self._run(batch)
         out = np.empty((len(batch), self.dimensions), dtype=np.float32)
+        for rows, vectors in self.runs(batch):
+            out[rows] = vectors
+        return out
+
+    def runs(self, batch: list[np.ndarray]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """The batch's vectors run by run, each with its rows in the batch, shortest inputs first."""
+        order = sorted(range(len(batch)), key=lambda i: len(batch[i]))
         for run in cheapest_runs([len(batch[i]) for i in order], self.run_cost):
             rows = order[run]
-            out[rows] = self._run([batch[i] for i in rows])
-        return out
+            yield rows, self._run([batch[i] for i in rows])
 
     def _run(self, batch: list[np.ndarray]) -> np.ndarray:
         """One ONNX Runtime run, padded to the longest input."""

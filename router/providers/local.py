@@ -94,7 +94,7 @@ class LocalModel:
                               "run `embeddings-router export` (make serve does) first")
         self.engine = Engine(files, graph, max_tokens=settings.max_tokens,
                              truncate=settings.truncate, threads=settings.threads)
-        self.batcher = Batcher(self.engine.infer, max_batch=settings.max_batch,
+        self.batcher = Batcher(self.engine.runs, max_batch=settings.max_batch,
                                max_batch_tokens=settings.max_batch_tokens,
                                max_queue=settings.max_queue, name=name)
         decoder = decoder_for(settings.tokenizer, settings.tokenizer_file)

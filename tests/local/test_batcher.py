@@ -23,13 +23,13 @@ class FakeEngine:
         self.batches: list[list[int]] = []
         self.fail_when, self.gate = fail_when, gate
 
-    def __call__(self, batch: list[np.ndarray]) -> np.ndarray:
+    def __call__(self, batch: list[np.ndarray]) -> list[tuple[list[int], np.ndarray]]:
         if self.gate is not None:
             self.gate.wait(5)
         self.batches.append([len(x) for x in batch])
         if self.fail_when is not None and any(len(x) == self.fail_when for x in batch):
             raise RuntimeError("engine failed")
-        return np.array([[x[0], len(x)] for x in batch], dtype=np.float32)
+        return [(list(range(len(batch))), np.array([[x[0], len(x)] for x in batch], dtype=np.float32))]
 
 
 async def test_results_in_input_order_and_sorted_batches():
@@ -63,6 +63,39 @@ async def test_a_failed_batch_fails_every_waiter_and_others_go_on():
     results = await asyncio.wait_for(asyncio.gather(*doomed, return_exceptions=True), 5)
     assert all(isinstance(r, RuntimeError) for r in results)  # same batch, same fate
     np.testing.assert_array_equal(await batcher.embed(ids(3)), [[1, 3]])  # the batcher lives on
+    await batcher.aclose()
+
+
+def two_runs(gate: threading.Event, fail_second: bool = False):
+    """An engine that answers the first input in a run of its own, then waits on `gate`."""
+    def runs(batch: list[np.ndarray]):
+        yield [0], np.array([[batch[0][0], len(batch[0])]], dtype=np.float32)
+        gate.wait(5)
+        if fail_second:
+            raise RuntimeError("second run failed")
+        yield list(range(1, len(batch))), np.array([[x[0], len(x)] for x in batch[1:]], dtype=np.float32)
+    return runs
+
+
+async def test_each_run_answers_its_requests_while_the_batch_goes_on():
+    gate = threading.Event()
+    batcher = Batcher(two_runs(gate), max_batch=2)
+    first, second = asyncio.create_task(batcher.embed(ids(1))), asyncio.create_task(batcher.embed(ids(2)))
+    np.testing.assert_array_equal(await asyncio.wait_for(first, 5), [[1, 1]])
+    assert not second.done()
+    gate.set()
+    np.testing.assert_array_equal(await asyncio.wait_for(second, 5), [[1, 2]])
+    await batcher.aclose()
+
+
+async def test_a_run_that_fails_fails_only_what_is_still_unanswered():
+    gate = threading.Event()
+    gate.set()
+    batcher = Batcher(two_runs(gate, fail_second=True), max_batch=2)
+    results = await asyncio.wait_for(asyncio.gather(batcher.embed(ids(1)), batcher.embed(ids(2)),
+                                                    return_exceptions=True), 5)
+    np.testing.assert_array_equal(results[0], [[1, 1]])
+    assert isinstance(results[1], RuntimeError)
     await batcher.aclose()
 
 
