@@ -5,8 +5,10 @@ packs a batch by a token budget and a max size, taking inputs round-robin
 across waiting requests so a 2,048-input request cannot starve single-input
 ones; each request's inputs are pre-sorted by length so a batch holds inputs
 of similar length and little padding. Inference runs on one dedicated
-thread, so the event loop stays free. A failed batch fails every request in
-it; a cancelled request's inputs are skipped; a full queue answers 503 at once.
+thread, so the event loop stays free; the engine cuts a batch into runs of
+like lengths, and each run's requests are answered as soon as it is done. A
+failed run fails every request still waiting in its batch; a cancelled
+request's inputs are skipped; a full queue answers 503 at once.
 """
 
 from __future__ import annotations
