@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -43,6 +44,10 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
         log.info("started", config_version=config.version, models=sorted(config.models),
                  providers=sorted(config.providers), reload=config_path is not None)
         warn_unsafe(config, log)
+        # What start-up built (modules, config, loaded models) lives as long as the process; out of
+        # the collector's sight, a full collection scans only what requests allocate instead of
+        # stalling the event loop ~60 ms on the whole heap.
+        gc.freeze()
         try:
             yield
         finally:
