@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gc
 
 import httpx
 import numpy as np
@@ -313,3 +314,10 @@ def test_not_ready_while_configured_redis_is_down(make_router, upstream_url):
         assert "Redis" in down.json()["error"]["message"]
     finally:
         server.stop()
+
+
+def test_start_up_heap_is_frozen_out_of_the_collector(make_router, upstream_url):
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    make_router(config_dict(upstream_url))  # returns once the lifespan's start-up is done
+    assert gc.get_freeze_count() > 0

@@ -5,10 +5,11 @@ thread) gives ids and real token counts; `infer` (expensive, the batcher's
 own thread) turns a batch of ids into pooled float32 vectors.
 
 A batch is padded to its longest input, so 32 single-sentence requests of
-12 to 45 tokens waste a third of the work on padding. `infer` therefore cuts
-each batch, sorted by length, into the runs that cost least: padded tokens
-plus a fixed cost per run, measured once at load (about 16 tokens' worth on
-a CPU, far more on a GPU, where one big run stays best).
+12 to 45 tokens waste a third of the work on padding. `runs` (and `infer`)
+therefore cut each batch, sorted by length, into the runs that cost least:
+padded tokens plus a fixed cost per run, measured once at load (17-21
+tokens' worth on this 2-core CPU; on a GPU it should be far more, keeping
+batches whole).
 """
 
 from __future__ import annotations
