@@ -8,10 +8,10 @@ import uuid
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from router import errors, pipeline
+from router import errors, pipeline, protocol
 from router.admin import status
 from router.metrics import CONTENT_TYPE
 from router.runtime import Services
@@ -60,7 +60,7 @@ async def list_models(request: Request) -> Response:
 async def retrieve_model(request: Request) -> Response:
     runtime = _services(request).runtime
     principal = runtime.keys.authenticate(request.headers.get("authorization"))
-    name = request.path_params["model"]
+    name = protocol.check_name(request.path_params["model"])
     runtime.routes.resolve(name, principal)
     return _json({"id": name, "object": "model", "created": 0, "owned_by": "embeddings-router"})
 
@@ -120,15 +120,19 @@ async def on_router_error(request: Request, exc: Exception) -> Response:
 
 async def on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    method, path = protocol.clip(request.method, 20), protocol.clip(request.url.path)
     if exc.status_code == 404:
-        error: errors.RouterError = errors.NotFound(f"No route for {request.method} {request.url.path}.")
+        error: errors.RouterError = errors.NotFound(f"No route for {method} {path}.")
     elif exc.status_code == 405:
-        error = errors.MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}.")
+        error = errors.MethodNotAllowed(f"{method} is not allowed on {path}.")
     else:
         error = errors.for_status(exc.status_code)(str(exc.detail))
     return errors.render(error, headers=dict(exc.headers or {}))
 
 
 async def on_unhandled(request: Request, exc: Exception) -> Response:
-    _services(request).log.exception("unhandled error", path=request.url.path)
+    if isinstance(exc, ClientDisconnect):  # nobody is listening: a 499 in the log, no traceback
+        _services(request).log.info("client disconnected", path=protocol.clip(request.url.path), status=499)
+        return errors.render(errors.ClientDisconnected("the client closed the connection"))
+    _services(request).log.exception("unhandled error", path=protocol.clip(request.url.path))
     return errors.render(errors.InternalError("internal error"))

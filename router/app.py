@@ -19,7 +19,8 @@ from router import api
 from router.config import Config, load
 from router.errors import RouterError
 from router.metrics import Metrics
-from router.observability import configure_logging
+from router.observability import ScrubSecrets, configure_logging
+from router.redact import Redactor
 from router.reload import Reloader, warn_unsafe
 from router.runtime import Services
 
@@ -28,12 +29,14 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
                log_level: str = "info", log_stream: BinaryIO | None = None, watch: bool = True) -> Starlette:
     """The app serving `config`. With `config_path`, it reloads that file on SIGHUP, on
     POST /admin/reload and (with `watch`) whenever the file changes."""
-    log = configure_logging(log_format, log_level, log_stream)
+    scrub = ScrubSecrets(Redactor(config.secrets))
+    log = configure_logging(log_format, log_level, log_stream, scrub)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await Services.start(config, log, metrics)
         app.state.services = services
+        services.scrub = scrub
         background: list[asyncio.Task] = []
         if config_path is not None:
             services.reloader = reloader = Reloader(services, config_path)
@@ -73,6 +76,8 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
         exception_handlers={RouterError: api.on_router_error, HTTPException: api.on_http_error,
                             Exception: api.on_unhandled},
     )
+    # `/v1/embeddings/` is a 404, not a redirect whose Location is built from the client's Host header.
+    app.router.redirect_slashes = False
     metrics = Metrics(lambda: getattr(app.state, "services", None))
     return app
 

@@ -106,6 +106,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from router.app import create_app
+    from router.server import uvicorn_options
 
     config = _load(args.config)
     if config is None:
@@ -117,8 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
               f"{DEV_KEY!r}; remove it from `keys:` (make one with `embeddings-router keys new NAME`) "
               "or listen on 127.0.0.1", file=sys.stderr)
         return 1
-    options = dict(host=host, port=port, access_log=False, log_level="warning", server_header=False,
-                   timeout_graceful_shutdown=10)
+    options = dict(host=host, port=port, log_level="warning", **uvicorn_options(config.server))
     if args.workers < 1:
         print("--workers must be at least 1", file=sys.stderr)
         return 1

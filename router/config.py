@@ -15,10 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from router.breaker import CooldownPolicy
+from router.redact import secrets_in
 from router.schema import choices, doc
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "router.yaml"
@@ -113,6 +115,13 @@ class ServerConfig:
     request_timeout_s: float = field(default=30.0, metadata=doc(
         "the deadline for a request's upstream part, retries included: the client gets its vectors or an "
         "ErrorData before it (504 when it passes)"))
+    header_timeout_s: float = field(default=10.0, metadata=doc(
+        "a connection that has not sent a request's complete headers within this is closed"))
+    keepalive_timeout_s: float = field(default=5.0, metadata=doc("an idle keep-alive connection is closed after "
+                                                                 "this"))
+    max_connections: int = field(default=1024, metadata=doc(
+        "open connections; a request on one more gets a fast 503 `too_many_connections` and is closed "
+        "(keep it under the process's file-descriptor limit, `ulimit -n`)"))
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,9 @@ class RoutingConfig:
         "each attempt (full jitter), never shorter than the upstream's Retry-After; another deployment is "
         "tried at once"))
     backoff_max_s: float = field(default=5.0, metadata=doc("the cap of that doubling"))
+    max_retry_after_s: float = field(default=60.0, metadata=doc(
+        "the longest pause an upstream's Retry-After (or x-ratelimit-reset) can put on a deployment; a "
+        "reload that changes the deployment or its provider ends the pause"))
     cooldown: CooldownPolicy = field(default_factory=CooldownPolicy, metadata=doc(
         "the circuit breaker; see `routing.cooldown` below", kind="mapping"))
 
@@ -255,17 +267,41 @@ class Config:
     def uses_redis(self) -> bool:
         return "redis" in (self.cache.backend, self.limits.backend)
 
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret this config holds: providers' credentials, key hashes, the Redis URL's password."""
+        found = [s for p in self.providers.values() for s in secrets_in(p.settings)]
+        found += [k.sha256 for k in (*self.keys, *self.admin_keys)]
+        if password := urlsplit(self.redis.url).password:
+            found.append(password)
+        return found
+
 
 def load(path: str | os.PathLike, env: Mapping[str, str] | None = None) -> Config:
     """Read, interpolate and validate a config file."""
+    return parse(read_text(path), env=env)
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A config file's text; unreadable or non-UTF-8 files are a ConfigError, never another exception."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    return parse(text, env=env)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}: not UTF-8: byte 0x{data[exc.start]:02x} at line {line} "
+                          f"(offset {exc.start})") from None
 
 
 def parse(text: str, env: Mapping[str, str] | None = None) -> Config:
+    """Validate a config's text. Besides each field's own checks, a config that could only
+    refuse every request (empty, no models, no keys) is refused: a half-written save must
+    never replace a working config."""
+    if not text.strip():
+        raise ConfigError("the config is empty")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -322,6 +358,9 @@ def _build(root: Section) -> Config:
         max_body_bytes=server_raw.get("max_body_bytes", int, 16 * 1024 * 1024, check=positive),
         max_inputs=server_raw.get("max_inputs", int, 2048, check=positive),
         request_timeout_s=server_raw.get("request_timeout_s", float, 30.0, check=positive),
+        header_timeout_s=server_raw.get("header_timeout_s", float, 10.0, check=positive),
+        keepalive_timeout_s=server_raw.get("keepalive_timeout_s", float, 5.0, check=positive),
+        max_connections=server_raw.get("max_connections", int, 1024, check=positive),
     )
     server_raw.done()
 
@@ -347,7 +386,11 @@ def _build(root: Section) -> Config:
         models[model.name] = model
     models_raw.done()
 
+    if not models:
+        raise ConfigError("models: at least one model is required (a config without models serves nothing)")
     keys = _keys(root, models)
+    if not keys:
+        raise ConfigError("keys: at least one key is required (a config without keys refuses every request)")
     admin_keys = _admin_keys(root, {k.sha256 for k in keys})
     cache_raw = root.section("cache")
     cache = CacheConfig(
@@ -391,6 +434,7 @@ def _routing(section: Section) -> RoutingConfig:
         max_attempts=section.get("max_attempts", int, d.max_attempts, check=positive),
         backoff_s=section.get("backoff_s", float, d.backoff_s, check=positive),
         backoff_max_s=section.get("backoff_max_s", float, d.backoff_max_s, check=positive),
+        max_retry_after_s=section.get("max_retry_after_s", float, d.max_retry_after_s, check=positive),
         cooldown=cooldown,
     )
     section.done()

@@ -7,13 +7,13 @@ import time
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from router import protocol
 from router.cache import Lookup, cache_keys
 from router.errors import ClientDisconnected, PayloadTooLarge, UnsupportedMediaType, UpstreamTimeout
-from router.routing import Route, dispatch
+from router.routing import Route, cancel_quietly, dispatch
 from router.runtime import Runtime, Services
 
 T = TypeVar("T")
@@ -94,7 +94,7 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         task.uncancel()
         raise ClientDisconnected("the client closed the connection before the answer") from None
     finally:
-        watcher.cancel()
+        cancel_quietly([watcher])
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -102,16 +102,19 @@ async def read_body(request: Request, limit: int) -> bytes:
     content_type = request.headers.get("content-type", "")
     if content_type and "json" not in content_type and not content_type.startswith(
             ("application/x-www-form-urlencoded", "text/plain")):  # curl -d's default
-        raise UnsupportedMediaType(f"the body must be application/json, not {content_type.split(';')[0]!r}")
+        raise UnsupportedMediaType(f"the body must be application/json, not {content_type.split(';')[0][:80]!r}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"the body is {int(declared)} bytes; the limit is {limit}")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"the body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientDisconnected("the client closed the connection while sending the body") from None
     return b"".join(chunks)
 
 

@@ -40,6 +40,7 @@ def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
+    check_name(model)
     inputs, tokens = _inputs(payload.get("input", _MISSING), max_inputs)
 
     encoding = payload.get("encoding_format")
@@ -101,6 +102,22 @@ def _check_tokens(ids: list, where: str) -> None:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+MAX_NAME_CHARS = 256   # a model name is echoed in errors, headers and logs: never a client's megabytes
+
+
+def check_name(model: str) -> str:
+    """A model name short enough to echo; a longer one is a 400 quoting its start."""
+    if len(model) > MAX_NAME_CHARS:
+        raise InvalidRequest(f"'model' is {len(model)} characters; at most {MAX_NAME_CHARS} are allowed "
+                             f"(it starts {model[:40]!r})", param="model", code="model_name_too_long")
+    return model
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """A client-supplied string cut to echo in a message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _short(value: object) -> str:

@@ -8,8 +8,8 @@ already running finish on the snapshot they started with; the replaced
 snapshot's own providers are closed once the longest request could have
 finished (the request deadline, plus a margin).
 
-Sections the running process cannot swap (server.host/port, cache, limits,
-redis) are applied at the next restart; `last.restart_required` names them.
+Sections the running process cannot swap (server.host/port and the
+connection limits, cache, limits, redis) are applied at the next restart; `last.restart_required` names them.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from typing import Any
 
 import watchfiles
 
-from router.config import Config, ConfigError, parse, version_of
+from router.config import Config, ConfigError, parse, read_text, version_of
+from router.redact import Redactor
 from router.runtime import Runtime, Services
 
 _RESTART_ONLY = ("cache", "limits", "redis")
+SETTLE_S = 0.2   # a save must be this still before it is read
 
 
 @dataclass(frozen=True)
@@ -85,26 +87,58 @@ class Reloader:
         self._keep(asyncio.get_running_loop().create_task(self.reload(trigger)))
 
     async def watch(self) -> None:
-        """Reload on any change in the config file's directory; an unchanged file is a no-op."""
-        async for _ in watchfiles.awatch(self.path.parent, debounce=300, recursive=False):
-            await self.reload("file")
+        """Reload on any change in the config file's directory; an unchanged file is a no-op.
+        Nothing stops the watch: a failed reload is logged, and a failed watcher starts again."""
+        while True:
+            try:
+                async for _ in watchfiles.awatch(self.path.parent, debounce=300, recursive=False):
+                    await self._settled()
+                    try:
+                        await self.reload("file")
+                    except Exception:
+                        self._services.log.exception("config reload failed; still watching", path=str(self.path))
+            except Exception:
+                self._services.log.exception("config watcher failed; watching again in 1 s", path=str(self.path))
+            await asyncio.sleep(1.0)
+
+    async def _settled(self, quiet_s: float = SETTLE_S, limit_s: float = 3.0) -> None:
+        """Wait until the file has not changed for `quiet_s` (a writer still saving it), at most `limit_s`."""
+        def stamp() -> tuple[int, int] | None:
+            try:
+                st = self.path.stat()
+            except OSError:
+                return None
+            return st.st_size, st.st_mtime_ns
+
+        loop = asyncio.get_running_loop()
+        give_up, seen = loop.time() + limit_s, stamp()
+        while loop.time() < give_up:
+            await asyncio.sleep(quiet_s)
+            now = stamp()
+            if now == seen:
+                return
+            seen = now
 
     async def _reload(self, trigger: str) -> Outcome:
         current = self._services.runtime
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except OSError as exc:
-            return Outcome("rejected", trigger, time.time(), "", f"{self.path}: cannot read config: {exc.strerror}")
+            text = read_text(self.path)
+        except ConfigError as exc:
+            return Outcome("rejected", trigger, time.time(), "", str(exc))
         version = version_of(text)
         if version == current.config.version:
             return Outcome("unchanged", trigger, time.time(), version)
         try:
             config = parse(text)
+            if problem := lockout(current.config, config):
+                raise ConfigError(problem)
             runtime = await Runtime.start(config, previous=current)
         except ConfigError as exc:
             return Outcome("rejected", trigger, time.time(), version, str(exc))
         except Exception as exc:  # a model that does not load, say: refuse it like a bad file
-            return Outcome("rejected", trigger, time.time(), version, f"{type(exc).__name__}: {exc}")
+            return Outcome("rejected", trigger, time.time(), version, f"{type(exc).__name__}: {exc}"[:500])
+        if self._services.scrub is not None:  # before the swap: the new secrets are masked from the first line
+            self._services.scrub.redactor = Redactor([*current.config.secrets, *config.secrets])
         self._services.runtime = runtime  # the swap: requests read this once
         self._retire(current, runtime)
         return Outcome("applied", trigger, time.time(), version, restart_required=_restart_required(
@@ -133,8 +167,19 @@ class Reloader:
         self._retiring.clear()
 
 
+def lockout(running: Config, new: Config) -> str | None:
+    """Why `new` would lock ops out of the running router, if it would."""
+    if running.admin_keys and not new.admin_keys:
+        return ("admin_keys: the running config has admin keys and this one has none; applying it would "
+                "lock /admin (and POST /admin/reload) out")
+    return None
+
+
 def _restart_required(running: Config, new: Config) -> tuple[str, ...]:
     changed = [name for name in _RESTART_ONLY if getattr(running, name) != getattr(new, name)]
+    listening = ("header_timeout_s", "keepalive_timeout_s", "max_connections")  # the server's, set at start
+    changed[:0] = [f"server.{name}" for name in listening
+                   if getattr(running.server, name) != getattr(new.server, name)]
     if (running.server.host, running.server.port) != (new.server.host, new.server.port):
         changed.insert(0, "server.host/port")
     return tuple(changed)

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +38,7 @@ from router.errors import (
     Overloaded,
     PermissionDenied,
     RouterError,
+    UpstreamError,
     UpstreamTimeout,
 )
 from router.providers.base import Capabilities, EmbedResult, Provider, estimate_tokens
@@ -58,9 +59,14 @@ class Route:
     """A public model's deployments, their strategy, and a wake-up for requests waiting on capacity."""
 
     def __init__(self, model: ModelConfig, targets: tuple[Target, ...], max_attempts: int,
-                 backoff: tuple[float, float], rng: random.Random) -> None:
+                 backoff: tuple[float, float], rng: random.Random, *, max_retry_after_s: float = 60.0,
+                 widths: dict[str, int] | None = None) -> None:
         self.model, self.targets, self.max_attempts = model, targets, max_attempts
         self.backoff_s, self.backoff_max_s = backoff
+        self.max_retry_after_s = max_retry_after_s
+        # The width of each embedding space's vectors, as first answered: an answer of another
+        # width is an upstream fault (shared by every route, kept across reloads).
+        self.widths = widths if widths is not None else {}
         self.strategy = STRATEGIES[model.strategy]
         self.rng = rng
         # With one deployment there is nothing to fail over to: cooling it down would
@@ -89,20 +95,27 @@ class Routes:
         self._by_name: dict[str, Route] = {}
         self.models = config.models
         self.states: dict[tuple[str, str, str], DeploymentState] = {}
+        self.providers = config.providers
+        self.widths: dict[str, int] = previous.widths if previous is not None else {}
         rng = rng or random.Random()
         old = previous.states if previous is not None else {}
+        old_providers = previous.providers if previous is not None else {}
         routing = config.routing
         for model in config.models.values():
             targets = []
             for d in model.deployments:
                 key = (model.name, d.provider, d.model)
                 state = old.get(key)
-                if state is None or state.deployment != d or state.breaker.policy != routing.cooldown:
+                # A changed deployment (or provider: a new key, URL or timeout) starts afresh: its
+                # pause and breaker were verdicts on what it was.
+                if (state is None or state.deployment != d or state.breaker.policy != routing.cooldown
+                        or old_providers.get(d.provider) != config.providers[d.provider]):
                     state = DeploymentState(model.name, d, routing.cooldown)
                 self.states[key] = state
                 targets.append(Target(state, providers[d.provider]))
             route = Route(model, tuple(targets), model.max_attempts or routing.max_attempts,
-                          (routing.backoff_s, routing.backoff_max_s), rng)
+                          (routing.backoff_s, routing.backoff_max_s), rng,
+                          max_retry_after_s=routing.max_retry_after_s, widths=self.widths)
             for name in (model.name, *model.aliases):
                 self._by_name[name] = route
 
@@ -163,6 +176,9 @@ async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: 
     else:
         outcomes = await _all_or_cancel([run.run() for run in runs])
     results = [o[0] for o in outcomes]
+    if len({r.vectors.shape[1] for r in results}) > 1:  # each was checked; a reload between them differs
+        raise UpstreamError(f"the deployments of the model '{route.model.name}' answered with vectors of "
+                            f"different widths ({sorted({r.vectors.shape[1] for r in results})})")
     vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
     return Dispatched(
         vectors=vectors,
@@ -183,8 +199,20 @@ async def _all_or_cancel(coros: list) -> list:
             raise errors[0]
         return [task.result() for task in tasks]
     finally:
-        for task in tasks:
-            task.cancel()
+        cancel_quietly(tasks)
+
+
+def cancel_quietly(tasks: Iterable[asyncio.Future]) -> None:
+    """Cancel `tasks`; whatever they still end with is retrieved, so a sibling's failure is
+    never logged as "Task exception was never retrieved" (with an upstream's words in it)."""
+    for task in tasks:
+        task.cancel()
+        task.add_done_callback(_retrieve)
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _eligible(route: Route, *, tokens: bool, dimensions: int | None) -> list[Target]:
@@ -309,8 +337,7 @@ class _ChunkRun:
             assert error is not None
             raise error
         finally:
-            for task in racing:
-                task.cancel()
+            cancel_quietly(racing)
 
     async def _call(self, target: Target) -> EmbedResult:
         request, state = self.request, target.state
@@ -328,6 +355,8 @@ class _ChunkRun:
             raise UpstreamTimeout(f"no answer within the request deadline ({request.timeout_s:g} s)") from None
         except RouterError as exc:
             now = loop.time()
+            if exc.retry_after is not None:  # an upstream may ask for a day; we wait at most this
+                exc.retry_after = min(exc.retry_after, request.route.max_retry_after_s)
             if not _blames_deployment(exc):
                 state.abandoned()
                 raise
@@ -366,9 +395,21 @@ async def _embed(target: Target, inputs: Sequence, request: _Request) -> EmbedRe
         inputs = caps.tokenizer.decode(inputs)
     native = dimensions if caps.supports_dimensions else None
     result = await target.provider.embed(inputs, model=deployment.model, dimensions=native)
-    if dimensions is not None and native is None:
-        result = EmbedResult(_truncate(result.vectors, dimensions, request.route.model.name), result.tokens,
+    route, width = request.route, result.vectors.shape[1]
+    if dimensions is not None and width != dimensions:
+        # Told `dimensions`, the upstream must answer that wide (a Matryoshka model's wider answer is cut
+        # here); truncating ourselves, a `dimensions` over the width is the client's 400.
+        if native is not None and not (route.model.matryoshka and width > dimensions):
+            raise UpstreamError(f"provider {deployment.provider!r} returned {width}-wide vectors for "
+                                f"'dimensions' {dimensions}", code="upstream_wrong_width")
+        result = EmbedResult(_truncate(result.vectors, dimensions, route.model.name), result.tokens,
                              result.item_tokens, result.tokens_estimated)
+    elif dimensions is None:
+        space = target.state.deployment.space
+        known = route.widths.setdefault(space, width)
+        if width != known:
+            raise UpstreamError(f"provider {deployment.provider!r} returned {width}-wide vectors; the "
+                                f"embedding space {space!r} is {known} wide", code="upstream_wrong_width")
     return result
 
 

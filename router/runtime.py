@@ -23,6 +23,7 @@ from router.routing import Observer, Routes
 
 if TYPE_CHECKING:
     from router.metrics import Metrics
+    from router.observability import ScrubSecrets
     from router.reload import Reloader
 
 
@@ -83,6 +84,7 @@ class Services:
     started_with: Config
     telemetry: Observer
     reloader: Reloader | None = None
+    scrub: ScrubSecrets | None = None   # the log's secret scrubber, told the secrets of each new config
 
     @classmethod
     async def start(cls, config: Config, log: Any, metrics: Metrics) -> Services:

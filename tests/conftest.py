@@ -13,6 +13,7 @@ import yaml
 from router.app import create_app
 from router.auth import DEV_KEY
 from router.config import parse
+from router.server import uvicorn_options
 from tests.fakes.openai_upstream import API_KEY, FakeUpstream
 from tests.fakes.server import ServerThread
 
@@ -103,7 +104,8 @@ class RouterFactory:
     def __call__(self, config: dict) -> Router:
         logs = io.BytesIO()
         self._archive.add(logs)
-        server = ServerThread(create_app(parse(yaml.safe_dump(config)), log_stream=logs)).__enter__()
+        parsed = parse(yaml.safe_dump(config))
+        server = ServerThread(create_app(parsed, log_stream=logs), **uvicorn_options(parsed.server)).__enter__()
         self._servers.append(server)
         return Router(server.url, logs)
 

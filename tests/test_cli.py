@@ -67,3 +67,16 @@ def test_serve_refuses_workers_with_per_process_limits():
     refused = run("serve", "--config", str(DEFAULT_CONFIG), "--workers", "2", "--port", "1")
     assert refused.returncode == 1
     assert "every key would get 2 times its limits" in refused.stderr and "backend: redis" in refused.stderr
+
+
+def test_check_config_and_serve_refuse_an_empty_or_keyless_file(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("\n")
+    refused = run("check-config", str(empty))
+    assert refused.returncode == 1 and "the config is empty" in refused.stderr
+    served = run("serve", "--config", str(empty), "--port", "1")
+    assert served.returncode == 1 and "the config is empty" in served.stderr
+    keyless = tmp_path / "keyless.yaml"
+    keyless.write_text(DEFAULT_CONFIG.read_text().split("\nkeys:")[0])
+    refused = run("check-config", str(keyless))
+    assert refused.returncode == 1 and "keys: at least one key is required" in refused.stderr

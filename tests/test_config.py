@@ -140,3 +140,31 @@ def test_version_changes_with_content():
     raw = copy.deepcopy(BASE)
     raw["server"]["port"] = 9999
     assert parse(yaml.safe_dump(raw)).version != a.version
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("", "the config is empty"),
+    ("  \n\t\n", "the config is empty"),
+    ("# only a comment\n", "models: at least one model is required"),
+    ("server: {port: 8080}\n", "models: at least one model is required"),
+])
+def test_a_config_that_could_serve_nothing_is_refused(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse(text)
+
+
+def test_a_config_without_keys_is_refused():
+    config = config_dict("http://127.0.0.1:9")
+    config["keys"] = []
+    with pytest.raises(ConfigError, match="keys: at least one key is required"):
+        parse(yaml.safe_dump(config))
+    del config["keys"]
+    with pytest.raises(ConfigError, match="keys: at least one key is required"):
+        parse(yaml.safe_dump(config))
+
+
+def test_a_non_utf8_file_is_a_config_error_with_its_position(tmp_path):
+    path = tmp_path / "router.yaml"
+    path.write_bytes(yaml.safe_dump(config_dict("http://127.0.0.1:9")).encode().replace(b"keys:", b"keys:\xff", 1))
+    with pytest.raises(ConfigError, match=r"not UTF-8: byte 0xff at line \d+"):
+        load(path)

@@ -42,7 +42,7 @@ def test_every_kind_has_a_minimal_provider():
     assert set(MINIMAL) == set(KINDS)
     raw = config_dict("http://127.0.0.1:9")
     raw["providers"] = copy.deepcopy(MINIMAL)
-    raw["models"] = {}
+    raw["models"] = {"m": {"deployments": [{"provider": "local", "model": "m"}]}}
     assert set(parse(yaml.safe_dump(raw)).providers) == set(KINDS)
 
 

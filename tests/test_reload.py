@@ -47,10 +47,10 @@ class ReloadableRouter:
         self._server = ServerThread(app).__enter__()
         self.router = Router(self._server.url, self.logs)
 
-    def write(self, config: dict | str) -> None:
-        text = config if isinstance(config, str) else yaml.safe_dump(config)
+    def write(self, config: dict | str | bytes) -> None:
+        text = config if isinstance(config, str | bytes) else yaml.safe_dump(config)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(text)
+        tmp.write_bytes(text if isinstance(text, bytes) else text.encode())
         tmp.replace(self.path)  # atomically, as editors and config management do
 
     def admin(self, method: str, path: str, key: str | None = ADMIN_KEY) -> httpx.Response:
@@ -248,3 +248,67 @@ def test_reloads_under_load_never_fail_or_mix_configs(reloadable, upstream_url):
 def load_version(config: dict) -> str:
     from router.config import version_of
     return version_of(yaml.safe_dump(config))
+
+
+def ops_order(config: dict) -> str:
+    """The config as ops write it: server, providers, models, keys, admin keys."""
+    order = ["server", "providers", "models", "keys", "admin_keys"]
+    return yaml.safe_dump({k: config[k] for k in order if k in config}, sort_keys=False)
+
+
+@pytest.mark.parametrize("trigger", ["file", "admin"])
+def test_no_save_takes_the_router_down(reloadable, upstream_url, trigger):
+    """Under steady load: an empty file, whitespace, a non-UTF-8 byte, the config cut at each line
+    boundary, a file without keys, one without admin keys: not one failed request; then a good
+    change is live within 3 s."""
+    r = reloadable(watch=trigger == "file")
+    good = ops_order(base_config(upstream_url))
+    lines = good.splitlines(keepends=True)
+    keyless = base_config(upstream_url)
+    del keyless["keys"]
+    no_admin = base_config(upstream_url)
+    del no_admin["admin_keys"]
+    saves: list[str | bytes] = ["", "  \n\n", good.encode().replace(b"keys:", b"keys:\xff", 1),
+                                *("".join(lines[:n]) for n in range(len(lines))),
+                                ops_order(keyless), ops_order(no_admin)]
+    failures, done = [], threading.Event()
+
+    def load() -> None:
+        with r.router.client() as c:
+            while not done.is_set():
+                response = c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "steady"})
+                if response.status_code != 200:
+                    failures.append(response.text)
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    try:
+        for text in saves:
+            r.write(text)
+            if trigger == "admin":
+                answer = r.admin("POST", "/admin/reload")
+                assert answer.status_code in (200, 400), answer.text
+                if answer.status_code == 400:
+                    assert answer.json()["error"]["code"] == "config_rejected"
+            else:
+                time.sleep(0.6)  # the watcher's debounce and settle
+        changed = base_config(upstream_url)
+        changed["models"]["watched"] = {"deployments": [{"provider": "fake", "model": "watched"}]}
+        r.write(ops_order(changed))
+        saved = time.monotonic()
+        if trigger == "admin":
+            assert r.admin("POST", "/admin/reload").json()["result"] == "applied"
+        while embed(r.router, "watched").status_code != 200:
+            assert time.monotonic() - saved < 3, "the good change was not live within 3 s"
+            time.sleep(0.05)
+    finally:
+        done.set()
+        worker.join()
+    assert failures == []
+    status = r.admin("GET", "/admin/status").json()
+    assert status["last_reload"]["result"] == "applied"
+    metrics = httpx.get(f"{r.router.url}/metrics").text
+    rejected = [line for line in metrics.splitlines() if line.startswith(
+        'embeddings_router_config_reloads_total{result="rejected"}')]
+    assert rejected and float(rejected[0].split()[-1]) >= 5
+    assert b"unhandled error" not in r.logs.getvalue() and b"Traceback" not in r.logs.getvalue()

@@ -3,6 +3,7 @@ cooldowns, hedging, caps, deadlines, client hang-ups, dimensions."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import socket
 import time
@@ -324,3 +325,29 @@ def test_a_model_mixing_spaces_is_warned_about_at_start(make_router, upstream_ur
     warnings = [orjson.loads(line) for line in router.log_lines() if b"mixes embedding spaces" in line]
     assert len(warnings) == 1 and warnings[0]["model"] == MODEL and warnings[0]["level"] == "warning"
     assert warnings[0]["spaces"] == ["BAAI/bge-base-en-v1.5", MODEL]
+
+
+async def test_cancelled_siblings_failures_are_retrieved(caplog):
+    """A chunk cancelled after a sibling failed may still end with its own error (its deadline
+    passing as it is cancelled turns the cancel into a timeout, say); that error is retrieved,
+    never logged as "Task exception was never retrieved" with an upstream's words in it."""
+    import gc
+    import logging
+
+    from router.errors import UpstreamError
+    from router.routing import cancel_quietly
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            raise UpstreamError("sibling failed: Bearer sk-echoed-secret-123") from None
+
+    task = asyncio.ensure_future(stubborn())
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        cancel_quietly([task])
+        await asyncio.sleep(0.01)
+        del task
+        gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]

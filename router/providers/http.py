@@ -33,6 +33,7 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.providers.base import Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
+from router.redact import MAX_COPIED_CHARS, Redactor, secrets_in
 from router.schema import choices, doc
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
@@ -137,6 +138,8 @@ class HTTPProvider:
         self.settings = settings
         self._transport = Transport(name, settings, self.headers())
         tokenizer = decoder_for(settings.tokenizer, settings.tokenizer_file)
+        # Everything this upstream says is scrubbed of our credentials before anyone sees it.
+        self._redact = Redactor([*secrets_in(settings), *self.headers().values()], upstream=True)
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens,
                                   tokenizer)
 
@@ -163,21 +166,37 @@ class HTTPProvider:
         url, body = self.request(inputs, model, dimensions)
         status, headers, content = await self._transport.post(url, orjson.dumps(body))
         if status != 200:
-            raise self.error(status, headers, content, model)
+            raise self._scrubbed(self.error(status, headers, content, model))
         try:
             answer = self.read(orjson.loads(content), headers, len(inputs))
-            vectors = np.asarray(answer.vectors, dtype=np.float32)
-        except RouterError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            vectors = numbers(answer.vectors, self.name)
+        except RouterError as exc:
+            raise self._scrubbed(exc) from None
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError) as exc:
             raise UpstreamError(f"provider {self.name!r} returned a malformed response") from exc
         vectors = checked_vectors(vectors, len(inputs), self.name)
         if isinstance(answer.tokens, int) and not isinstance(answer.tokens, bool):
             return EmbedResult(vectors, answer.tokens)
         return EmbedResult.estimated(vectors, inputs)
 
+    def _scrubbed(self, error: RouterError) -> RouterError:
+        """`error` with the upstream's words (message, param) scrubbed of secrets and capped."""
+        error.message = self._redact(error.message, limit=MAX_COPIED_CHARS + 100)
+        if error.param is not None:
+            error.param = self._redact(str(error.param), limit=64)
+        error.__cause__ = error.__context__ = None  # the cause may quote the body; it is not logged
+        return error
+
     async def aclose(self) -> None:
         await self._transport.aclose()
+
+
+def numbers(vectors: Any, provider: str) -> np.ndarray:
+    """An upstream's rows as float32, refusing anything but JSON numbers (`"0.1"` is not one)."""
+    array = vectors if isinstance(vectors, np.ndarray) else np.asarray(vectors)
+    if array.dtype.kind not in "fiu":
+        raise UpstreamError(f"provider {provider!r} returned vectors that are not all numbers")
+    return array.astype(np.float32, copy=False)
 
 
 def status_error(provider: str, status: int, headers: Mapping[str, str], message: str, *, model: str,
@@ -204,6 +223,9 @@ def status_error(provider: str, status: int, headers: Mapping[str, str], message
     return UpstreamError(f"{said} failed with status {status}: {message}")
 
 
+_READ_CHARS = 4 * MAX_COPIED_CHARS   # read whole, so a secret is masked before the cap cuts it
+
+
 def error_message(status: int, content: bytes) -> str:
     """The upstream's own words, from whichever error shape it uses: ErrorData, `{"error": "..."}`,
     `{"message"}`, `{"detail"}`, a bare JSON string, or plain text."""
@@ -211,13 +233,13 @@ def error_message(status: int, content: bytes) -> str:
         body = orjson.loads(content)
     except orjson.JSONDecodeError:
         text = content.decode("utf-8", "replace").strip()
-        return text[:500] if text else f"HTTP {status}"
+        return text[:_READ_CHARS] if text else f"HTTP {status}"
     for _ in range(2):  # {"error": {"message": ...}} is two levels deep
         if isinstance(body, dict):
             body = next((body[k] for k in ("error", "message", "detail", "msg") if body.get(k)), body)
     if isinstance(body, list) and body and isinstance(body[0], dict):  # FastAPI's 422: [{"msg": ...}]
         body = "; ".join(str(item.get("msg", item)) for item in body)
-    return (body if isinstance(body, str) else orjson.dumps(body).decode())[:500]
+    return (body if isinstance(body, str) else orjson.dumps(body).decode())[:_READ_CHARS]
 
 
 def field_of(content: bytes, *path: str) -> Any:

@@ -102,10 +102,13 @@ def read_data(payload: Any, n: int, provider: str) -> Answer:
     data = payload["data"]
     if len(data) != n:
         raise UpstreamError(f"provider {provider!r} returned {len(data)} vectors for {n} inputs")
-    if all("index" in item for item in data):
-        data = sorted(data, key=lambda item: item["index"])
-        if [item["index"] for item in data] != list(range(n)):
+    indexed = sum("index" in item for item in data)
+    if indexed:
+        # An index on some items only would leave the others' order a guess: refuse it.
+        indexes = [item.get("index") for item in data]
+        if indexed != n or sorted(i for i in indexes if type(i) is int) != list(range(n)):
             raise UpstreamError(f"provider {provider!r} returned indexes that do not match the inputs")
+        data = sorted(data, key=lambda item: item["index"])
     embeddings = [item["embedding"] for item in data]
     if embeddings and isinstance(embeddings[0], str):
         vectors: Any = np.stack([np.frombuffer(base64.b64decode(e), dtype="<f4") for e in embeddings])

@@ -78,6 +78,7 @@ class FakeAPI:
     faults: deque = field(default_factory=deque)
     requests: list = field(default_factory=list)
     chaos: Chaos | None = None
+    tamper: Any = None   # a function (200 body -> body) that makes the answer lie, for hostile-upstream tests
     in_flight: int = 0
     max_in_flight: int = 0
     abandoned: int = 0   # calls whose client hung up before the answer
@@ -172,6 +173,8 @@ class FakeAPI:
         elif self.corrupt == "ragged":
             vectors[-1] = vectors[-1][:-1]
         answer = self.render(call, vectors, tokens_of(call.inputs))
+        if self.tamper is not None and not isinstance(answer, Response):
+            answer = self.tamper(orjson.loads(orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)))
         return answer if isinstance(answer, Response) else self.json(answer)
 
     def reversed_if_shuffled(self, items: list) -> list:

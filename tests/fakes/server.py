@@ -9,9 +9,10 @@ import uvicorn
 
 
 class ServerThread:
-    def __init__(self, app, *, port: int = 0) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                lifespan="on", access_log=False)
+    def __init__(self, app, *, port: int = 0, **options) -> None:
+        """`options`: more uvicorn settings (a router's: `router.server.uvicorn_options`)."""
+        config = uvicorn.Config(app, **{"host": "127.0.0.1", "port": port, "log_level": "warning",
+                                        "lifespan": "on", "access_log": False, **options})
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self.server.run, daemon=True)
 
