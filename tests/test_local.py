@@ -109,3 +109,35 @@ def test_a_full_queue_answers_503_at_once_without_retrying(make_router):
     text = httpx.get(f"{router.url}/metrics").text
     assert sample(text, "embeddings_router_upstream_errors_total", provider="local", code="queue_full") == 1
     assert "embeddings_router_retries_total{" not in text  # the same queue was not asked again
+
+
+@pytest.mark.parametrize("truncate", [True, False])
+def test_a_10_mb_input_costs_what_max_tokens_are_worth(make_router, truncate):
+    """The tokenizer reads a whole text before it truncates; the router cuts it first, so a 10 MB
+    input answers at once, without holding hundreds of MB (three at once neither)."""
+    import yaml
+
+    config = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    config["providers"]["local"]["models"]["all-MiniLM-L6-v2"]["truncate"] = truncate
+    router = make_router(config)
+    huge = "word " * 2_000_000
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+    def post(text: str) -> httpx.Response:
+        with router.client(DEV_KEY) as c:
+            return c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": text})
+
+    post("warm up")
+    before = rss_mb()
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(post, [huge, huge + "a", huge + "b"]))
+    grown = rss_mb() - before
+    for r in answers:
+        if truncate:
+            assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 256
+        else:
+            assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+    assert grown < 150, f"RSS grew {grown:.0f} MB"  # three 10 MB bodies in flight; was 1.2 GB per input

@@ -351,3 +351,41 @@ async def test_cancelled_siblings_failures_are_retrieved(caplog):
         del task
         gc.collect()
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+def test_an_upstreams_day_long_retry_after_is_capped(make_router, upstream, upstream_url):
+    config = config_dict(upstream_url)
+    config["routing"] = {"max_retry_after_s": 1}
+    config["admin_keys"] = [{"name": "ops", "sha256": hashlib.sha256(b"sk-admin-secret-42").hexdigest()}]
+    router = make_router(config)
+    upstream.fail_next(429, {"error": {"message": "come back tomorrow"}}, {"retry-after": "86400"})
+    started = time.monotonic()
+    with router.client() as c:
+        r = c.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+    assert r.status_code == 200 and r.headers["x-router-attempts"] == "2"  # waited 1 s, not a day
+    assert 1.0 <= time.monotonic() - started < 3
+
+
+def test_a_reload_that_changes_a_deployment_ends_its_pause(tmp_path, upstream, upstream_url):
+    from tests.test_reload import ADMIN_KEY, ReloadableRouter, base_config
+
+    r = ReloadableRouter(tmp_path / "router.yaml", base_config(upstream_url), watch=False)
+    try:
+        upstream.fail_next(429, {"error": {"message": "come back tomorrow"}}, {"retry-after": "86400"})
+        with r.router.client() as c:
+            refused = c.post("/v1/embeddings", json={"model": MODEL, "input": "a"})
+            assert_error(refused, 429, "rate_limit_error")
+            assert refused.headers["retry-after"] == "60"  # routing.max_retry_after_s's default
+            status = r.admin("GET", "/admin/status").json()
+            health = status["models"][MODEL]["deployments"][0]["health"]
+            assert 55 < health["paused_for_s"] <= 60
+            assert c.post("/v1/embeddings", json={"model": MODEL, "input": "b"}).status_code == 503
+            changed = base_config(upstream_url)
+            changed["providers"]["fake"]["timeout_s"] = 3  # the deployment's provider changed
+            r.write(changed)
+            assert r.admin("POST", "/admin/reload", key=ADMIN_KEY).json()["result"] == "applied"
+            assert c.post("/v1/embeddings", json={"model": MODEL, "input": "c"}).status_code == 200
+            health = r.admin("GET", "/admin/status").json()["models"][MODEL]["deployments"][0]["health"]
+            assert health["paused_for_s"] == 0
+    finally:
+        r.close()

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -126,5 +127,38 @@ def test_outage_over_http_never_500s(make_router, upstream, upstream_url):
         assert sample(metrics, "embeddings_router_limiter_unchecked_total") == 5
         assert sample(metrics, "embeddings_router_redis_up") == 1  # back
         assert sample(metrics, "embeddings_router_redis_errors_total") >= 1
+    finally:
+        server.stop()
+
+
+def test_recovery_after_a_redis_restart_is_clean(make_router, upstream, upstream_url):
+    """With on_redis_error: deny, a restarted Redis is in use within 1 s of answering, and stays
+    in use: no stale pooled connection fails a request after the first success."""
+    server = PrivateRedis().start()
+    try:
+        config = config_dict(upstream_url)
+        config["keys"].append({"name": "metered", "sha256": hashlib.sha256(b"sk-metered").hexdigest(),
+                               "limits": {"rpm": 100000}})
+        config.update(limits={"backend": "redis", "on_redis_error": "deny"},
+                      redis={"url": server.url, "prefix": "restart:", "timeout_s": 0.3})
+        router = make_router(config)
+        with router.client("sk-metered") as c:
+            def status() -> int:
+                return c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "r"}).status_code
+
+            with ThreadPoolExecutor(16) as pool:  # fill the pool with connections that will go stale
+                assert set(pool.map(lambda _: status(), range(64))) == {200}
+            server.stop()
+            assert status() == 503
+            server.start()
+            answering = time.monotonic()
+            seen = []
+            while time.monotonic() - answering < 2.5:
+                with ThreadPoolExecutor(8) as pool:
+                    seen.append((time.monotonic() - answering, list(pool.map(lambda _: status(), range(8)))))
+            first_ok = next(t for t, statuses in seen if 200 in statuses)
+            assert first_ok < 1.0, seen
+            after = [s for t, statuses in seen if t > first_ok for s in statuses]  # the batches after it
+            assert set(after) == {200}, " ".join(f"{t:.2f}:{sum(x == 200 for x in s)}" for t, s in seen)
     finally:
         server.stop()
