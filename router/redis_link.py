@@ -12,9 +12,9 @@ import asyncio
 import time
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry  # the asyncio one: the sync class never retries an awaited call
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.asyncio.retry import Retry  # the asyncio one: the sync class never retries an awaited call
 
 from router.config import RedisConfig
 
