@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: serve test export bench lint clean
+.PHONY: serve test fuzz export bench lint clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,6 +24,10 @@ serve: export
 test: export
 	$(BIN)/ruff check router tests bench
 	$(BIN)/pytest
+
+# The fuzz suite at 100,000 cases (schema-driven and raw); `make test` runs it at about a minute.
+fuzz: export
+	FUZZ_EXAMPLES=100000 $(BIN)/pytest tests/test_openapi.py tests/test_fuzz.py
 
 bench: export
 	$(BIN)/python -m bench.run

@@ -39,6 +39,7 @@ async def create_embeddings(request: Request) -> Response:
         log["error"] = exc.code
         services.metrics.refused(log.get("key", ""), exc)
         response = errors.render(exc)
+        errors.forget_frames(exc)
     except Exception:
         services.log.exception("unhandled error", request_id=request_id)
         response = errors.render(errors.InternalError(f"internal error (request id {request_id})"))
@@ -77,6 +78,10 @@ async def ready(request: Request) -> Response:
     if not ok:
         raise errors.Overloaded(f"not ready: {why}", code="not_ready")
     return _json({"status": "ready", "config_version": services.runtime.config.version})
+
+
+async def openapi(request: Request) -> Response:
+    return _json(request.app.state.openapi)
 
 
 async def metrics(request: Request) -> Response:

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
-from router import api
+from router import api, openapi
 from router.config import Config, load
 from router.errors import RouterError
 from router.metrics import Metrics
@@ -69,6 +69,7 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
             Route("/health", api.health, methods=["GET"]),
             Route("/ready", api.ready, methods=["GET"]),
             Route("/metrics", api.metrics, methods=["GET"]),
+            Route("/openapi.json", api.openapi, methods=["GET"]),
             Route("/admin/status", api.admin_status, methods=["GET"]),
             Route("/admin/reload", api.admin_reload, methods=["POST"]),
         ],
@@ -78,6 +79,7 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
     )
     # `/v1/embeddings/` is a 404, not a redirect whose Location is built from the client's Host header.
     app.router.redirect_slashes = False
+    app.state.openapi = openapi.document()
     metrics = Metrics(lambda: getattr(app.state, "services", None))
     return app
 

@@ -160,3 +160,14 @@ def render(error: RouterError, headers: dict[str, str] | None = None) -> Respons
         media_type="application/json",
         headers=all_headers,
     )
+
+
+def forget_frames(error: BaseException | None) -> None:
+    """Drop the tracebacks of a handled error and its causes. A retried call keeps its error
+    (`last_error`), and the error's frames keep the caller: a cycle that holds the request's
+    inputs (megabytes, for a long text) until a full collection, long after the answer."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        error.__traceback__ = None
+        error = error.__cause__ or error.__context__

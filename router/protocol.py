@@ -50,6 +50,8 @@ def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
         raise InvalidRequest(f"'encoding_format' must be 'float' or 'base64', got {_short(encoding)}",
                              param="encoding_format")
     dimensions = payload.get("dimensions")
+    if isinstance(dimensions, float) and dimensions.is_integer():
+        dimensions = int(dimensions)  # JSON's 256.0 is the integer 256 (as JSON Schema says)
     if dimensions is not None and (not _is_int(dimensions) or dimensions < 1):
         raise InvalidRequest(f"'dimensions' must be an integer of at least 1, got {_short(dimensions)}",
                              param="dimensions")
@@ -82,7 +84,7 @@ def _inputs(value: object, max_inputs: int) -> tuple[list, bool]:
             if not item:
                 raise InvalidRequest(f"input[{i}] must not be an empty string", param="input")
         return value, False
-    if _is_int(first):
+    if _is_int(first) or isinstance(first, float):
         _check_tokens(value, "input")
         return [value], True
     if isinstance(first, list):
@@ -96,6 +98,8 @@ def _inputs(value: object, max_inputs: int) -> tuple[list, bool]:
 
 def _check_tokens(ids: list, where: str) -> None:
     for i, token in enumerate(ids):
+        if isinstance(token, float) and token.is_integer():
+            ids[i] = token = int(token)  # JSON's 42.0 is the integer 42 (as JSON Schema says)
         if not _is_int(token) or not 0 <= token < 2**31:
             raise InvalidRequest(f"{where}[{i}] must be a token id (an integer from 0 to 2^31-1)", param="input")
 

@@ -163,6 +163,8 @@ class FakeAPI:
             return refused.response
         if call.model not in self.models:
             return self.error(404, f"model {call.model!r} not found")
+        if call.dimensions is not None and not (isinstance(call.dimensions, int) and 1 <= call.dimensions <= DIMS):
+            return self.error(400, f"dimensions must be from 1 to {DIMS}")
         if not call.inputs or len(call.inputs) > self.max_batch:
             return self.error(400, f"between 1 and {self.max_batch} inputs per call, got {len(call.inputs)}")
         vectors = [vector_for(call.model, item, call.dimensions) for item in call.inputs]

@@ -1,0 +1,132 @@
+"""The router's OpenAPI 3.1 document, served at GET /openapi.json.
+
+Written out rather than generated: it is the contract clients and the fuzz
+suite hold the router to (`tests/test_openapi.py` checks that every route
+the app serves is here, with its methods, and that every answer matches).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router import protocol
+
+_ERROR = {"$ref": "#/components/schemas/ErrorData"}
+_ERROR_STATUSES = {
+    "400": "invalid request (`param` names the field)", "401": "missing or unknown key",
+    "403": "the key may not use this model, or is not an admin key", "404": "unknown model or route",
+    "405": "method not allowed", "413": "body over `server.max_body_bytes`",
+    "415": "body is not JSON", "429": "a key's limit, or the upstream's (Retry-After)",
+    "500": "a bug (still ErrorData)", "502": "an upstream failed or answered wrongly",
+    "503": "overloaded: queue full, deployments busy or cooling down, limiter unavailable, "
+           "too many connections (Retry-After)",
+    "504": "no answer within `server.request_timeout_s`",
+}
+
+
+def _errors(*statuses: str) -> dict[str, Any]:
+    return {s: {"description": _ERROR_STATUSES[s], "content": {"application/json": {"schema": _ERROR}}}
+            for s in statuses}
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ALL_API = ("400", "401", "403", "404", "413", "415", "429", "500", "502", "503", "504")
+_MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by"],
+          "properties": {"id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
+                         "owned_by": {"type": "string"}}}
+_TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
+
+SCHEMAS: dict[str, Any] = {
+    "ErrorData": {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object", "required": ["message", "type", "param", "code"],
+            "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                           "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}},
+    "EmbeddingsRequest": {
+        "type": "object", "required": ["model", "input"],
+        "properties": {
+            "model": {"type": "string", "minLength": 1, "maxLength": protocol.MAX_NAME_CHARS},
+            "input": {"oneOf": [
+                {"type": "string", "minLength": 1},
+                {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                _TOKEN_IDS,
+                {"type": "array", "minItems": 1, "items": _TOKEN_IDS}]},
+            "encoding_format": {"enum": list(protocol.ENCODINGS)},
+            "dimensions": {"type": "integer", "minimum": 1},
+            "user": {"type": "string"}}},
+    "EmbeddingsResponse": {
+        "type": "object", "required": ["object", "data", "model", "usage"],
+        "properties": {
+            "object": {"const": "list"}, "model": {"type": "string"},
+            "data": {"type": "array", "items": {
+                "type": "object", "required": ["object", "index", "embedding"],
+                "properties": {"object": {"const": "embedding"}, "index": {"type": "integer"},
+                               "embedding": {"oneOf": [{"type": "array", "items": {"type": "number"}},
+                                                       {"type": "string"}]}}}},
+            "usage": {"type": "object", "required": ["prompt_tokens", "total_tokens"],
+                      "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}}}},
+    "Model": _MODEL,
+    "ModelList": {"type": "object", "required": ["object", "data"],
+                  "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _MODEL}}},
+}
+
+
+def _embeddings() -> dict:
+    return {"post": {
+        "summary": "Create embeddings (OpenAI / Together shape)", "operationId": "createEmbeddings",
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": "#/components/schemas/EmbeddingsRequest"}}}},
+        "responses": {"200": _json({"$ref": "#/components/schemas/EmbeddingsResponse"}), **_errors(*_ALL_API)}}}
+
+
+def _models() -> dict:
+    return {"get": {"summary": "The models this key may use", "operationId": "listModels",
+                    "responses": {"200": _json({"$ref": "#/components/schemas/ModelList"}),
+                                  **_errors("401", "500")}}}
+
+
+def _plain(summary: str, op: str, body: dict, *statuses: str, method: str = "get", secured: bool = False) -> dict:
+    operation: dict[str, Any] = {"summary": summary, "operationId": op,
+                                 "responses": {"200": _json(body), **_errors(*statuses)}}
+    if not secured:
+        operation["security"] = []
+    return {method: operation}
+
+
+def document() -> dict:
+    """The OpenAPI document of every public route."""
+    status = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
+    anything = {"type": "object"}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "embeddings-router", "version": "1",
+                 "description": "A drop-in OpenAI/Together embeddings endpoint. Every non-2xx answer is ErrorData."},
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/embeddings": _embeddings(),
+            "/embeddings": _embeddings(),
+            "/v1/models": _models(),
+            "/models": _models(),
+            "/v1/models/{model}": {"get": {
+                "summary": "One model, if this key may use it", "operationId": "retrieveModel",
+                "parameters": [{"name": "model", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json({"$ref": "#/components/schemas/Model"}),
+                              **_errors("400", "401", "403", "404", "500")}}},
+            "/health": _plain("Alive", "health", status, "500"),
+            "/ready": _plain("Ready for traffic (Redis reachable)", "ready", status, "500", "503"),
+            "/metrics": {"get": {"summary": "Prometheus metrics", "operationId": "metrics", "security": [],
+                                 "responses": {"200": {"description": "the exposition format",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": _plain("This document", "openapi", anything, "500"),
+            "/admin/status": _plain("The router's state (admin key)", "adminStatus", anything,
+                                    "401", "403", "500", secured=True),
+            "/admin/reload": _plain("Reload the config file (admin key)", "adminReload", anything,
+                                    "400", "401", "403", "500", method="post", secured=True),
+        },
+    }
