@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 
-from router.config import Deployment
 from router.reload import iso
 from router.runtime import Runtime, Services
+from router.settings import Deployment
 
 
 def _deployment(runtime: Runtime, model: str, d: Deployment, now: float) -> dict:

@@ -18,7 +18,7 @@ from starlette.routing import Route
 from router import api, openapi
 from router.config import Config, load
 from router.errors import RouterError
-from router.metrics import Metrics
+from router.metrics import Metrics, Telemetry
 from router.observability import ScrubSecrets, configure_logging
 from router.redact import Redactor
 from router.reload import Reloader, warn_unsafe
@@ -34,7 +34,7 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = await Services.start(config, log, metrics)
+        services = await Services.start(config, log, metrics, Telemetry(metrics, log))
         app.state.services = services
         services.scrub = scrub
         background: list[asyncio.Task] = []

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from router.config import KeyConfig, KeyLimits
 from router.errors import AuthenticationError
+from router.settings import KeyConfig, KeyLimits
 
 # The development key the shipped config accepts; `serve` refuses to bind a
 # non-loopback address while a key with this hash is configured.

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from router.schema import doc
+from router.reader import doc
 
 HEALTHY, COOLING_DOWN, PROBING = "healthy", "cooling_down", "probing"
 

@@ -2,7 +2,7 @@
 
     embeddings-router config-reference     # the markdown table in the README
 
-Each field carrying `router.schema.doc(...)` is one row. Sections are listed
+Each field carrying `router.reader.doc(...)` is one row. Sections are listed
 here; provider kinds add their own (`ProviderKind.reference`), so a new wire
 format documents itself. tests/test_config_reference.py keeps the README's
 copy equal to this and checks that the loader accepts every row.
@@ -27,8 +27,10 @@ from router.config import (
     RoutingConfig,
     ServerConfig,
 )
+from router.providers import KINDS
 from router.providers.http import HTTPSettings
-from router.schema import choices
+from router.reader import choices
+from router.strategies import STRATEGIES
 
 REMOTE = "every kind but local"
 _TYPES = {"int": "int", "float": "number", "str": "string", "bool": "bool", "dict": "mapping"}
@@ -45,7 +47,6 @@ class Row:
 
 def sections() -> list[tuple[str, type, str]]:
     """(path, dataclass, which provider kind it is for) in the order the reference shows them."""
-    from router.providers import KINDS
 
     found: list[tuple[str, type, str]] = [("server", ServerConfig, ""), ("providers.NAME", ProviderConfig, ""),
                                           ("providers.NAME", HTTPSettings, REMOTE)]
@@ -61,8 +62,6 @@ def sections() -> list[tuple[str, type, str]]:
 
 
 def rows() -> list[Row]:
-    from router.providers import KINDS
-    from router.strategies import STRATEGIES
 
     registries = {"kind": choices(*KINDS), "strategy": choices(*STRATEGIES)}
     out = []

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 
 from router.breaker import HEALTHY, Breaker, CooldownPolicy, Transition
-from router.config import Deployment
+from router.settings import Deployment
 
 _EWMA_ALPHA = 0.3  # weight of the newest latency sample
 

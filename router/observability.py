@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import orjson
 import structlog
@@ -28,8 +28,9 @@ class ScrubSecrets:
 
 
 def configure_logging(fmt: str = "json", level: str = "info", stream: BinaryIO | None = None,
-                      scrub: ScrubSecrets | None = None) -> structlog.typing.FilteringBoundLogger:
-    """Configure structlog for this process and return the router's logger.
+                      scrub: ScrubSecrets | None = None) -> Any:
+    """The router's logger for one app: its own processors and output, and no process-wide
+    structlog configuration, so two apps in one process (tests, embedding) keep their streams.
 
     `stream` (bytes) replaces stdout, for tests that read the log lines."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
@@ -37,14 +38,9 @@ def configure_logging(fmt: str = "json", level: str = "info", stream: BinaryIO |
               structlog.processors.format_exc_info, scrub or ScrubSecrets()]
     if fmt == "console":
         processors = [*shared, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
-        factory = structlog.PrintLoggerFactory(sys.stdout)
+        logger: Any = structlog.PrintLogger(sys.stdout)
     else:
         processors = [*shared, structlog.processors.JSONRenderer(serializer=orjson.dumps)]
-        factory = structlog.BytesLoggerFactory(stream or sys.stdout.buffer)
-    structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=factory,
-        cache_logger_on_first_use=False,
-    )
-    return structlog.get_logger("router")
+        logger = structlog.BytesLogger(stream or sys.stdout.buffer)
+    return structlog.wrap_logger(logger, processors=processors,
+                                 wrapper_class=structlog.make_filtering_bound_logger(numeric))

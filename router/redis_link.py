@@ -16,7 +16,7 @@ from redis.asyncio.retry import Retry  # the asyncio one: the sync class never r
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from router.config import RedisConfig
+from router.settings import RedisConfig
 
 ERRORS = (RedisError, OSError, asyncio.TimeoutError)
 _RETRY_AFTER_S = 0.25   # after a failure, calls skip Redis this long rather than each wait for it

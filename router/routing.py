@@ -30,7 +30,6 @@ import numpy as np
 
 from router.auth import Principal
 from router.breaker import Transition
-from router.config import Config, ModelConfig
 from router.deployments import DeploymentState
 from router.errors import (
     InvalidRequest,
@@ -42,6 +41,7 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.providers.base import Capabilities, EmbedResult, Provider, estimate_tokens
+from router.settings import Config, ModelConfig
 from router.strategies import STRATEGIES
 
 

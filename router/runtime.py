@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from router.auth import KeyStore
 from router.cache import Cache, MemoryStore, RedisStore
-from router.config import Config, KeyConfig
 from router.limits import Limiter
 from router.limits.memory import MemoryBackend
 from router.limits.redis import RedisBackend
@@ -20,6 +19,7 @@ from router.providers import KINDS, Provider
 from router.providers.base import estimate_tokens
 from router.redis_link import RedisLink
 from router.routing import Observer, Routes
+from router.settings import Config, KeyConfig
 
 if TYPE_CHECKING:
     from router.metrics import Metrics
@@ -87,9 +87,7 @@ class Services:
     scrub: ScrubSecrets | None = None   # the log's secret scrubber, told the secrets of each new config
 
     @classmethod
-    async def start(cls, config: Config, log: Any, metrics: Metrics) -> Services:
-        from router.metrics import Telemetry
-
+    async def start(cls, config: Config, log: Any, metrics: Metrics, telemetry: Observer) -> Services:
         redis = RedisLink(config.redis, log) if config.uses_redis else None
         if redis is not None and not await redis.ping():
             log.warning("redis is not reachable at start; the router serves and keeps trying",
@@ -110,7 +108,7 @@ class Services:
                 await redis.aclose()
             raise
         return cls(runtime, Cache(memory, shared), Limiter(backend, estimate_tokens), redis, log, metrics, config,
-                   Telemetry(metrics, log))
+                   telemetry)
 
     async def ready(self) -> tuple[bool, str]:
         """Whether this process should get traffic, and if not why."""

@@ -19,8 +19,8 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from router.config import ServerConfig
 from router.errors import Overloaded
+from router.settings import ServerConfig
 
 
 class GuardedProtocol(HttpToolsProtocol):

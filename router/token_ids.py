@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from router.config import ConfigError, Section, one_of
 from router.errors import InvalidRequest
+from router.reader import ConfigError, Section, one_of
 
 
 @dataclass(frozen=True)

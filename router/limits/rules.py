@@ -23,8 +23,8 @@ import math
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from router.config import KeyLimits
 from router.errors import RateLimited
+from router.settings import KeyLimits
 
 
 @dataclass(frozen=True)

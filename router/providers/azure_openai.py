@@ -13,11 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from router.config import Section
 from router.providers.base import Inputs, ProviderKind
 from router.providers.http import common_settings
 from router.providers.openai import OpenAIProvider, OpenAISettings, options
-from router.schema import doc
+from router.reader import Section, doc
 
 
 @dataclass(frozen=True)

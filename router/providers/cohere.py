@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.config import Section, one_of
 from router.errors import RouterError
 from router.providers.base import Inputs, ProviderKind
 from router.providers.http import (
@@ -26,7 +25,7 @@ from router.providers.http import (
     error_message,
     status_error,
 )
-from router.schema import choices, doc
+from router.reader import Section, choices, doc, one_of
 
 INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
 TRUNCATE = ("NONE", "START", "END")

@@ -21,7 +21,6 @@ from urllib.parse import quote
 
 import numpy as np
 
-from router.config import Section, one_of
 from router.errors import RouterError
 from router.providers.base import Inputs, ProviderKind, duration_s
 from router.providers.http import (
@@ -33,7 +32,7 @@ from router.providers.http import (
     field_of,
     status_error,
 )
-from router.schema import choices, doc
+from router.reader import Section, choices, doc, one_of
 
 TASK_TYPES = ("RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", "SEMANTIC_SIMILARITY", "CLASSIFICATION", "CLUSTERING",
               "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY")

@@ -22,7 +22,6 @@ import aiohttp
 import numpy as np
 import orjson
 
-from router.config import Section, http_url, positive
 from router.errors import (
     InvalidRequest,
     ModelNotFound,
@@ -33,8 +32,8 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.providers.base import Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
+from router.reader import Section, choices, doc, http_url, positive
 from router.redact import MAX_COPIED_CHARS, Redactor, secrets_in
-from router.schema import choices, doc
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
 

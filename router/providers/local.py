@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from router.config import ConfigError, Section, one_of, positive
 from router.errors import InternalError, InvalidRequest, RouterError
 from router.local import export, model_files
 from router.local.batcher import Batcher
 from router.local.engine import Engine
 from router.providers.base import Capabilities, EmbedResult, Inputs, ProviderKind
-from router.schema import choices, doc
+from router.reader import ConfigError, Section, choices, doc, one_of, positive
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
 _INLINE_TOKENIZE_CHARS = 2048

@@ -13,10 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.config import Section
 from router.providers.base import Inputs, ProviderKind
 from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings
-from router.schema import doc
+from router.reader import Section, doc
 
 
 @dataclass(frozen=True)

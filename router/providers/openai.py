@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from router.config import Section, one_of
 from router.errors import RouterError, UpstreamError
 from router.providers.base import Inputs, ProviderKind
 from router.providers.http import (
@@ -34,7 +33,7 @@ from router.providers.http import (
     field_of,
     status_error,
 )
-from router.schema import choices, doc
+from router.reader import Section, choices, doc, one_of
 
 OPENAI_HOST = "api.openai.com"   # reads token ids with the tokenizer OpenAI's clients encode with
 

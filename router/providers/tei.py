@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.config import Section
 from router.errors import InvalidRequest, Overloaded, RateLimited, RouterError, UpstreamError
 from router.providers.base import Inputs, ProviderKind, retry_after_from
 from router.providers.http import (
@@ -28,7 +27,7 @@ from router.providers.http import (
     field_of,
     status_error,
 )
-from router.schema import doc
+from router.reader import Section, doc
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,104 @@
+"""The leaf every config reader stands on: `Section` (a YAML mapping read field by field,
+each error naming its path), `ConfigError`, the common checks, and how a field documents
+itself for the generated reference.
+
+    port: int = field(default=8080, metadata=doc("where to listen"))
+
+`router.config_reference` walks the config's dataclasses and renders each field that
+carries `doc(...)` as one row: path, type, default, meaning. A field without it is not
+read from YAML (a name taken from a mapping key, a parsed-out value).
+
+Providers read their own settings with this module and import nothing above it, so the
+loader (`router.config`) can hold the provider registry without an import circle.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+_REQUIRED = object()
+
+
+class ConfigError(ValueError):
+    """A config that cannot be served; the message names the field's path."""
+
+
+class Section:
+    """A YAML mapping read field by field, each error naming its path."""
+
+    def __init__(self, raw: Any, path: str) -> None:
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path or 'config'}: expected a mapping, got {_kind(raw)}")
+        self.raw, self.path, self._seen = raw, path, set()
+
+    def at(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, kind: type | tuple, default: Any = _REQUIRED,
+            check: Callable[[Any], str | None] | None = None) -> Any:
+        self._seen.add(key)
+        if key not in self.raw or self.raw[key] is None:
+            if default is _REQUIRED:
+                raise ConfigError(f"{self.at(key)}: required field is missing")
+            return default
+        value = self.raw[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+            want = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise ConfigError(f"{self.at(key)}: expected {_NAMES.get(want, want)}, got {_kind(value)}")
+        if check is not None and (problem := check(value)):
+            raise ConfigError(f"{self.at(key)}: {problem}")
+        return value
+
+    def section(self, key: str, default: Any = _REQUIRED) -> Section:
+        raw = self.get(key, Mapping, {} if default is _REQUIRED else default)
+        return Section(raw, self.at(key))
+
+    def strings(self, key: str, default: tuple = ()) -> tuple[str, ...]:
+        values = self.get(key, list, list(default))
+        for i, value in enumerate(values):
+            if not isinstance(value, str) or not value:
+                raise ConfigError(f"{self.at(key)}[{i}]: expected a non-empty string, got {_kind(value)}")
+        return tuple(values)
+
+    def done(self) -> None:
+        unknown = sorted(str(k) for k in self.raw if k not in self._seen)
+        if unknown:
+            raise ConfigError(f"{self.at(unknown[0])}: unknown field")
+
+
+_NAMES = {"Mapping": "a mapping", "list": "a list", "str": "a string", "int": "an integer",
+          "float": "a number", "bool": "true or false"}
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "an integer", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def one_of(*choices: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"
+    return check
+
+
+def http_url(value: str) -> str | None:
+    return None if re.match(r"^https?://[^/\s]+", value) else "must be an http:// or https:// URL"
+
+
+def doc(meaning: str, *, name: str = "", kind: str = "", default: str = "") -> dict[str, Any]:
+    """`name`: the YAML key when it differs from the field's; `kind`: the type as ops
+    should read it (choices, units); `default`: the default in words, when the
+    field's own default is not what the YAML default means."""
+    return {"doc": meaning, "name": name, "kind": kind, "default": default}
+
+
+def choices(*values: str) -> str:
+    return " \\| ".join(f"`{v}`" for v in values)

@@ -1,0 +1,192 @@
+"""The config's shape: frozen dataclasses, each field's default and its doc in one place.
+
+`router.config` fills them from YAML; `router.config_reference` renders them as the
+README's table. Nothing here reads files or knows a provider's wire format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from router.breaker import CooldownPolicy
+from router.reader import choices, doc
+from router.redact import secrets_in
+
+CACHE_BACKENDS = ("memory", "redis", "none")
+LIMIT_BACKENDS = ("memory", "redis")
+ON_REDIS_ERROR = ("allow", "deny")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = field(default="127.0.0.1", metadata=doc("where to listen (`serve --host` overrides)"))
+    port: int = field(default=8080, metadata=doc("where to listen (`serve --port` overrides)"))
+    max_body_bytes: int = field(default=16 * 1024 * 1024, metadata=doc("larger bodies get 413"))
+    max_inputs: int = field(default=2048, metadata=doc("items per request (a key's `limits.max_inputs` "
+                                                       "may lower it)"))
+    request_timeout_s: float = field(default=30.0, metadata=doc(
+        "the deadline for a request's upstream part, retries included: the client gets its vectors or an "
+        "ErrorData before it (504 when it passes)"))
+    header_timeout_s: float = field(default=10.0, metadata=doc(
+        "a connection that has not sent a request's complete headers within this is closed"))
+    keepalive_timeout_s: float = field(default=5.0, metadata=doc("an idle keep-alive connection is closed after "
+                                                                 "this"))
+    max_connections: int = field(default=1024, metadata=doc(
+        "open connections; a request on one more gets a fast 503 `too_many_connections` and is closed "
+        "(keep it under the process's file-descriptor limit, `ulimit -n`)"))
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    name: str
+    kind: str = field(metadata=doc("the wire format; the fields below it depend on it", kind="kind"))
+    settings: Any = None  # the provider module's own frozen settings
+
+
+@dataclass(frozen=True)
+class Deployment:
+    provider: str = field(metadata=doc("a name under `providers`"))
+    model: str = field(metadata=doc("the model's name at that provider"))
+    weight: float = field(default=1.0, metadata=doc("share of calls under `strategy: weighted`"))
+    space: str = field(default="", metadata=doc(
+        "the embedding space its vectors live in; must be the model's", default="the model's `space`"))
+    max_concurrency: int | None = field(default=None, metadata=doc(
+        "calls in flight to this deployment; more wait for a slot or go to another deployment"))
+    rpm: int | None = field(default=None, metadata=doc(
+        "calls per minute to this deployment (counted per router process: with N replicas give each 1/N)"))
+    tpm: int | None = field(default=None, metadata=doc("tokens per minute to this deployment (per process)"))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    space: str = field(metadata=doc(
+        "the embedding space of its deployments' vectors; the cache is keyed by it", default="the model's name"))
+    strategy: str = field(metadata=doc("how a call picks a deployment: in order; at random by `weight`; "
+                                       "fewest calls in flight; lowest recent latency",
+                                       kind="strategy", default="`priority`"))
+    deployments: tuple[Deployment, ...] = field(metadata=doc(
+        "where the model is served, all of one space; see `deployments[]` below", kind="list"))
+    aliases: tuple[str, ...] = field(default=(), metadata=doc("other names clients may send", kind="list"))
+    matryoshka: bool = field(default=False, metadata=doc(
+        "serve `dimensions` by truncating and renormalising where the API lacks the parameter"))
+    max_attempts: int | None = field(default=None, metadata=doc(
+        "calls per chunk for this model", default="`routing.max_attempts`"))
+    hedge_after_s: float | None = field(default=None, metadata=doc(
+        "after this many ms without an answer, send the chunk to a second deployment too; the first answer "
+        "wins and the other call is cancelled", name="hedge_after_ms", kind="int (ms)", default="off"))
+    unsafe_mixed_spaces: bool = field(default=False, metadata=doc(
+        "allow deployments of different `space`s under one name: their vectors are not comparable, so "
+        "mixing them corrupts vector stores; logged and warned about at every load"))
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    max_attempts: int = field(default=4, metadata=doc(
+        "calls per chunk, over all deployments, within the request deadline; retried on 429, 5xx, "
+        "timeouts and broken connections, never on 400/401/403/404"))
+    backoff_s: float = field(default=0.1, metadata=doc(
+        "before a chunk goes back to a deployment that failed it: a random wait up to this, doubling with "
+        "each attempt (full jitter), never shorter than the upstream's Retry-After; another deployment is "
+        "tried at once"))
+    backoff_max_s: float = field(default=5.0, metadata=doc("the cap of that doubling"))
+    max_retry_after_s: float = field(default=60.0, metadata=doc(
+        "the longest pause an upstream's Retry-After (or x-ratelimit-reset) can put on a deployment; a "
+        "reload that changes the deployment or its provider ends the pause"))
+    cooldown: CooldownPolicy = field(default_factory=CooldownPolicy, metadata=doc(
+        "the circuit breaker; see `routing.cooldown` below", kind="mapping"))
+
+
+@dataclass(frozen=True)
+class KeyLimits:
+    rpm: int | None = field(default=None, metadata=doc(
+        "requests per minute (a token bucket: bursts to the limit, then refills evenly)"))
+    tpm: int | None = field(default=None, metadata=doc(
+        "tokens per minute: estimated before the call, settled with the real count after"))
+    concurrency: int | None = field(default=None, metadata=doc("requests in flight"))
+    max_inputs: int | None = field(default=None, metadata=doc(
+        "items per request for this key (not in `model_limits`)", default="`server.max_inputs`"))
+    tokens_per_day: int | None = field(default=None, metadata=doc(
+        "a token budget per UTC day; the 429's Retry-After runs to midnight UTC"))
+
+
+@dataclass(frozen=True)
+class KeyConfig:
+    name: str = field(metadata=doc("shown in logs and metrics instead of the key"))
+    sha256: str = field(metadata=doc("sha256 of the key, 64 lowercase hex; `embeddings-router keys new NAME` "
+                                     "makes a key and its entry", kind="hex"))
+    models: tuple[str, ...] = field(default=("*",), metadata=doc("the model names or globs the key may use",
+                                                                 kind="list"))
+    limits: KeyLimits = field(default_factory=KeyLimits, metadata=doc(
+        "429 with Retry-After and OpenAI's x-ratelimit-* headers; see `keys[].limits` below", kind="mapping"))
+    # (model glob, limits): counted per matching model, on top of the key's own limits
+    model_limits: tuple[tuple[str, KeyLimits], ...] = field(default=(), metadata=doc(
+        "`GLOB: {rpm, tpm, concurrency, tokens_per_day}`: limits per model, counted on top of the key's own; "
+        "the first matching glob applies", kind="mapping", default="none"))
+
+
+@dataclass(frozen=True)
+class AdminKeyConfig:
+    """A key for /admin/*; it cannot call the embeddings API (and a user key cannot call /admin)."""
+
+    name: str = field(metadata=doc("shown in logs"))
+    sha256: str = field(metadata=doc("sha256 of the key; an admin key cannot call the API and an API key "
+                                     "cannot call `/admin/*`", kind="hex"))
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    backend: str = field(default="memory", metadata=doc(
+        "the per-input vector cache: this process; Redis (shared by replicas) behind this process's memory; "
+        "off", kind=choices(*CACHE_BACKENDS)))
+    max_bytes: int = field(default=256 * 1024 * 1024, metadata=doc(
+        "the in-process level's bound (bound Redis with its own `maxmemory` + `allkeys-lru`)"))
+    ttl_s: float = field(default=86400.0, metadata=doc("an entry's lifetime, in both levels"))
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    backend: str = field(default="memory", metadata=doc(
+        "where keys' limits are counted: this process, or Redis, exact across replicas "
+        "(`serve --workers N` needs `redis`)", kind=choices(*LIMIT_BACKENDS)))
+    on_redis_error: str = field(default="allow", metadata=doc(
+        "while Redis is unreachable: serve unchecked, or answer 503 `limiter_unavailable`",
+        kind=choices(*ON_REDIS_ERROR)))
+
+
+@dataclass(frozen=True)
+class RedisConfig:
+    url: str = field(default="redis://127.0.0.1:6379/0", metadata=doc(
+        "the shared Redis, for `cache.backend` or `limits.backend: redis`", kind="redis:// URL"))
+    prefix: str = field(default="embeddings-router:", metadata=doc("of every key the router writes"))
+    timeout_s: float = field(default=0.5, metadata=doc("per Redis call; a slower Redis counts as down"))
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig
+    providers: Mapping[str, ProviderConfig]
+    models: Mapping[str, ModelConfig]
+    keys: tuple[KeyConfig, ...]
+    cache: CacheConfig = CacheConfig()
+    limits: LimitsConfig = LimitsConfig()
+    redis: RedisConfig = RedisConfig()
+    admin_keys: tuple[AdminKeyConfig, ...] = ()
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    version: str = field(default="", compare=False)
+
+    @property
+    def uses_redis(self) -> bool:
+        return "redis" in (self.cache.backend, self.limits.backend)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Every secret this config holds: providers' credentials, key hashes, the Redis URL's password."""
+        found = [s for p in self.providers.values() for s in secrets_in(p.settings)]
+        found += [k.sha256 for k in (*self.keys, *self.admin_keys)]
+        if password := urlsplit(self.redis.url).password:
+            found.append(password)
+        return found
