@@ -36,9 +36,9 @@ def status(services: Services) -> dict:
                      "deployments": [_deployment(runtime, m.name, d, now) for d in m.deployments]}
             for m in config.models.values()},
         "providers": {name: {"kind": p.kind} for name, p in config.providers.items()},
-        "local_models": {f"{name}/{model}": {"queue_inputs": local.batcher.queue_depth}
+        "local_models": {f"{name}/{model}": {"queue_inputs": queue.queue_inputs}
                          for name, provider in runtime.providers.items()
-                         for model, local in getattr(provider, "models", {}).items()},
+                         for model, queue in provider.stats().items()},
         "keys": {"count": len(config.keys), "admin": len(config.admin_keys)},
         "cache": {"backend": services.started_with.cache.backend, "entries": len(memory) if memory else 0,
                   "bytes": memory.size_bytes if memory else 0, "max_bytes": services.started_with.cache.max_bytes,

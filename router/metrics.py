@@ -168,16 +168,15 @@ def _local_models(providers: dict, p: str) -> Iterator[Metric]:
     sizes = HistogramMetricFamily(f"{p}local_batch_size", "Inputs per local model batch", labels=["model"])
     found = False
     for provider_name, provider in providers.items():
-        for name, local in getattr(provider, "models", {}).items():
+        for name, queue in provider.stats().items():
             found = True
             label = f"{provider_name}/{name}"
-            depth.add_metric([label], local.batcher.queue_depth)
-            stats = local.batcher.batch_sizes
+            depth.add_metric([label], queue.queue_inputs)
             cumulative, buckets = 0, []
-            for bound, count in zip((*map(str, stats.BOUNDS), "+Inf"), stats.counts):
+            for bound, count in zip((*map(str, queue.batch_bounds), "+Inf"), queue.batch_sizes):
                 cumulative += count
                 buckets.append((bound, cumulative))
-            sizes.add_metric([label], buckets, sum_value=stats.total)
+            sizes.add_metric([label], buckets, sum_value=queue.batched_inputs)
     if found:
         yield depth
         yield sizes

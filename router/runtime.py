@@ -51,8 +51,7 @@ class Runtime:
                     providers[name] = KINDS[p.kind].create(name, p.settings)
                     fresh.append(providers[name])
             for provider in fresh:
-                if warm := getattr(provider, "warm", None):
-                    await warm()  # load and run local models before the first request
+                await provider.warm()  # load and run local models before the first request
         except BaseException:
             for provider in fresh:
                 await provider.aclose()

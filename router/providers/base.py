@@ -7,7 +7,7 @@ its own module and is registered by its `kind:` in `router.providers.KINDS`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -43,14 +43,44 @@ class Capabilities:
     tokenizer: TokenDecoder | None = None   # else token-id arrays are decoded to text with this
 
 
+@dataclass(frozen=True)
+class QueueStats:
+    """A model's queue as a provider with its own queue (the local model) reports it."""
+
+    queue_inputs: int                 # inputs waiting
+    batch_sizes: Sequence[int]        # batches by size: counts per bucket of `batch_bounds`, last is larger
+    batch_bounds: Sequence[int]
+    batched_inputs: int               # inputs over every batch (the histogram's sum)
+
+
 class Provider(Protocol):
+    """What the router calls. Every method is here; `BaseProvider` gives the optional ones defaults."""
+
     name: str
 
     def capabilities(self, model: str) -> Capabilities: ...
 
     async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult: ...
 
+    async def warm(self) -> None:
+        """Load and run what the first request would (a local model), before the snapshot serves."""
+
+    def stats(self) -> Mapping[str, QueueStats]:
+        """Queues by model name, for /admin/status and /metrics; empty where the upstream owns its queue."""
+
     async def aclose(self) -> None: ...
+
+
+class BaseProvider:
+    """Defaults for `Provider`'s optional methods; a provider subclasses this and defines the rest."""
+
+    name: str
+
+    async def warm(self) -> None:
+        return None
+
+    def stats(self) -> Mapping[str, QueueStats]:
+        return {}
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import numpy as np
@@ -31,7 +31,7 @@ from router.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from router.providers.base import Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
+from router.providers.base import BaseProvider, Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
 from router.reader import Section, choices, doc, http_url, positive
 from router.redact import MAX_COPIED_CHARS, Redactor, secrets_in
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
@@ -126,16 +126,25 @@ class Answer:
     tokens: int | None = None
 
 
-class HTTPProvider:
+class Poster(Protocol):
+    """What a provider sends its calls through: `Transport` (aiohttp), or a test's in-memory fake."""
+
+    async def post(self, url: str, content: bytes) -> tuple[int, Mapping[str, str], bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class HTTPProvider(BaseProvider):
     """One remote deployment target. Subclasses define `request` and `read`, and `error` where their
     error bodies carry more than a status and a message."""
 
     settings: HTTPSettings
 
-    def __init__(self, name: str, settings: HTTPSettings) -> None:
+    def __init__(self, name: str, settings: HTTPSettings, transport: Poster | None = None) -> None:
+        """`transport`: where calls go; by default an aiohttp `Transport` with this provider's headers."""
         self.name = name
         self.settings = settings
-        self._transport = Transport(name, settings, self.headers())
+        self._transport = transport or Transport(name, settings, self.headers())
         tokenizer = decoder_for(settings.tokenizer, settings.tokenizer_file)
         # Everything this upstream says is scrubbed of our credentials before anyone sees it.
         self._redact = Redactor([*secrets_in(settings), *self.headers().values()], upstream=True)

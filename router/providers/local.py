@@ -8,13 +8,14 @@ imports torch. Requests go through the model's dynamic batcher.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from router.errors import InternalError, InvalidRequest, RouterError
 from router.local import export, model_files
 from router.local.batcher import Batcher
 from router.local.engine import Engine
-from router.providers.base import Capabilities, EmbedResult, Inputs, ProviderKind
+from router.providers.base import BaseProvider, Capabilities, EmbedResult, Inputs, ProviderKind, QueueStats
 from router.reader import ConfigError, Section, choices, doc, one_of, positive
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
@@ -102,7 +103,7 @@ class LocalModel:
                                          tokenizer=decoder)
 
 
-class LocalProvider:
+class LocalProvider(BaseProvider):
     def __init__(self, name: str, settings: LocalSettings) -> None:
         self.name = name
         self.settings = settings
@@ -132,6 +133,10 @@ class LocalProvider:
     async def warm(self) -> None:
         for name in self.models:
             await self.embed(["warm up"], model=name, dimensions=None)
+
+    def stats(self) -> Mapping[str, QueueStats]:
+        return {name: QueueStats(b.queue_depth, tuple(b.batch_sizes.counts), b.batch_sizes.BOUNDS, b.batch_sizes.total)
+                for name, b in ((name, local.batcher) for name, local in self.models.items())}
 
     async def aclose(self) -> None:
         for local in self.models.values():
