@@ -23,6 +23,7 @@ serve: export
 
 test: export
 	$(BIN)/ruff check router tests bench
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 # The fuzz suite at 100,000 cases (schema-driven and raw); `make test` runs it at about a minute.

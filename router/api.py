@@ -14,6 +14,7 @@ from starlette.responses import Response
 from router import errors, pipeline, protocol
 from router.admin import status
 from router.metrics import CONTENT_TYPE
+from router.outcome import Trace
 from router.runtime import Services
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -32,21 +33,22 @@ async def create_embeddings(request: Request) -> Response:
     started = time.perf_counter()
     incoming = request.headers.get("x-request-id", "")
     request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-    log: dict = {"request_id": request_id}
+    trace, error = Trace(request_id), None
     try:
-        response = await pipeline.embeddings(services, request, log)
+        response = await pipeline.embeddings(services, request, trace)
     except errors.RouterError as exc:
-        log["error"] = exc.code
-        services.metrics.refused(log.get("key", ""), exc)
+        error = exc.code
+        services.metrics.refused(trace.key, exc)
         response = errors.render(exc)
         errors.forget_frames(exc)
     except Exception:
         services.log.exception("unhandled error", request_id=request_id)
+        error = errors.InternalError.code
         response = errors.render(errors.InternalError(f"internal error (request id {request_id})"))
     response.headers["x-request-id"] = request_id
-    log.update(status=response.status_code, total_ms=round((time.perf_counter() - started) * 1000, 2))
-    services.log.info("embeddings", **log)
-    services.metrics.request(log, response.status_code)
+    outcome = trace.finish(response.status_code, error, round((time.perf_counter() - started) * 1000, 2))
+    services.log.info("embeddings", **outcome.log_fields())
+    services.metrics.request(outcome)
     return response
 
 

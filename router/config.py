@@ -212,7 +212,7 @@ def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig],
            strategies: tuple[str, ...]) -> ModelConfig:
     space = section.get("space", str, name)
     unsafe = section.get("unsafe_mixed_spaces", bool, False)
-    deployments = []
+    deployments: list[Deployment] = []
     raw_deployments = section.get("deployments", list)
     if not raw_deployments:
         raise ConfigError(f"{section.at('deployments')}: at least one deployment is required")

@@ -99,9 +99,9 @@ def _type_of(annotation: str) -> str:
 
 def _default_of(f: dataclasses.Field) -> str:
     if f.default is dataclasses.MISSING:
-        if f.default_factory is dataclasses.MISSING:  # type: ignore[misc]
+        if f.default_factory is dataclasses.MISSING:
             return "required"
-        value = f.default_factory()  # type: ignore[misc]
+        value = f.default_factory()
         return "`{}`" if value == {} else "see below"
     value = f.default
     if value is None:

@@ -21,6 +21,7 @@ from router.routing import Observer, Target
 
 if TYPE_CHECKING:
     from router.deployments import DeploymentState
+    from router.outcome import Outcome
     from router.runtime import Services
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -52,23 +53,20 @@ class Metrics:
                               ["model"], registry=r)
         r.register(_StateCollector(services))
 
-    def request(self, log: dict, status: int) -> None:
-        """Record one embeddings request from its log line's fields."""
-        key, model = log.get("key", ""), log.get("route", "")
-        self.requests.labels(key, model, str(status)).inc()
-        total = log.get("total_ms")
-        if total is not None:
-            upstream = log.get("upstream_ms", 0.0)
-            self.latency.labels("total").observe(total / 1000)
-            self.latency.labels("router").observe(max(0.0, total - upstream) / 1000)
-            if "upstream_ms" in log:
-                self.latency.labels("upstream").observe(upstream / 1000)
-        if status == 200:
-            self.tokens.labels(key, model).inc(log.get("tokens") or 0)
-            hits, shared = log.get("cache_hits", 0), log.get("shared_inputs", 0)
-            self.inputs.labels("hit").inc(hits)
-            self.inputs.labels("shared").inc(shared)
-            self.inputs.labels("miss").inc(log.get("inputs", 0) - hits - shared)
+    def request(self, outcome: Outcome) -> None:
+        """Record one embeddings request."""
+        key, model = outcome.key, outcome.route
+        self.requests.labels(key, model, str(outcome.status)).inc()
+        total, upstream = outcome.total_ms, outcome.upstream_ms or 0.0
+        self.latency.labels("total").observe(total / 1000)
+        self.latency.labels("router").observe(max(0.0, total - upstream) / 1000)
+        if outcome.upstream_ms is not None:
+            self.latency.labels("upstream").observe(upstream / 1000)
+        if outcome.status == 200:
+            self.tokens.labels(key, model).inc(outcome.tokens)
+            self.inputs.labels("hit").inc(outcome.cache_hits)
+            self.inputs.labels("shared").inc(outcome.shared_inputs)
+            self.inputs.labels("miss").inc(outcome.inputs - outcome.cache_hits - outcome.shared_inputs)
 
     def refused(self, key: str, error: RouterError) -> None:
         if error.status == 429 and error.type in ("requests", "tokens"):  # the key's own limits

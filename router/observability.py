@@ -34,7 +34,7 @@ def configure_logging(fmt: str = "json", level: str = "info", stream: BinaryIO |
 
     `stream` (bytes) replaces stdout, for tests that read the log lines."""
     numeric = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    shared = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
+    shared: list[Any] = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True),
               structlog.processors.format_exc_info, scrub or ScrubSecrets()]
     if fmt == "console":
         processors = [*shared, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]

@@ -3,82 +3,79 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable
 
+import numpy as np
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from router import protocol
-from router.cache import Lookup, cache_keys
+from router.cache import cache_keys
 from router.errors import ClientDisconnected, PayloadTooLarge, UnsupportedMediaType, UpstreamTimeout
+from router.outcome import Trace
 from router.routing import Route, cancel_quietly, dispatch
 from router.runtime import Runtime, Services
 
-T = TypeVar("T")
 
-
-async def embeddings(services: Services, request: Request, log: dict) -> Response:
+async def embeddings(services: Services, request: Request, trace: Trace) -> Response:
     runtime = services.runtime  # one config snapshot for the whole request
     principal = runtime.keys.authenticate(request.headers.get("authorization"))
-    log["key"] = principal.name
+    trace.key = principal.name
     body = await read_body(request, runtime.config.server.max_body_bytes)
     req = protocol.parse(body, max_inputs=principal.limits.max_inputs or runtime.config.server.max_inputs)
-    log.update(model=req.model, inputs=len(req.inputs))
+    trace.model, trace.inputs = req.model, len(req.inputs)
     route = runtime.routes.resolve(req.model, principal)
-    log["route"] = route.model.name
+    trace.route = route.model.name
     async with services.limiter.admit(principal, route.model.name, req.inputs) as admission:
         keys = cache_keys(route.model.space, req.dimensions, req.inputs, req.tokens)
-        lookup = await services.cache.lookup(keys, req.inputs, read=not _no_cache(request))
-        vectors, admission.actual = await _compute(services, runtime, route, req, lookup, log, request)
-    log.update(tokens=admission.actual, cache_hits=lookup.hits)
-    if lookup.shared:
-        log["shared_inputs"] = lookup.shared
-    headers = {**admission.headers, "x-cache-hits": str(lookup.hits),
-               "x-cache-misses": str(len(req.inputs) - lookup.hits),
-               "x-router-deployment": log.get("deployment", "cache"),
-               "x-router-attempts": str(log.get("attempts", 0)),
-               "x-router-config-version": runtime.config.version}
-    content = protocol.encode(vectors, model=req.model, tokens=admission.actual, encoding_format=req.encoding_format)
-    return Response(content, media_type="application/json", headers=headers)
+        with await services.cache.lookup(keys, req.inputs, read=not _no_cache(request)) as lookup:
+            trace.cache_hits, trace.shared_inputs = lookup.hits, lookup.shared
+            async with _bounded(request, runtime.config.server.request_timeout_s, trace, lookup.waits) as left:
+                while misses := await lookup.next_misses():
+                    await lookup.store(*await _dispatch(services, route, req, misses, left(), trace))
+            vectors, admission.actual = lookup.merged()
+    trace.tokens = admission.actual
+    content = protocol.encode(vectors, model=req.model, tokens=trace.tokens, encoding_format=req.encoding_format)
+    return Response(content, media_type="application/json", headers=_headers(trace, admission.headers, runtime))
 
 
-async def _compute(services: Services, runtime: Runtime, route: Route, req: protocol.EmbeddingRequest,
-                   lookup: Lookup, log: dict, request: Request) -> tuple:
-    """Every vector, in input order, and the tokens, within the request deadline,
-    unless the client hangs up first."""
+async def _dispatch(services: Services, route: Route, req: protocol.EmbeddingRequest, inputs: list,
+                    timeout_s: float, trace: Trace) -> tuple[np.ndarray, list[int]]:
+    """The misses' vectors and tokens, from the route's deployments."""
+    result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions, timeout_s=timeout_s,
+                            observer=services.telemetry)
+    trace.deployment = ",".join(result.served_by)
+    trace.attempts += result.attempts
+    trace.tokens_estimated = trace.tokens_estimated or result.tokens_estimated
+    return result.vectors, result.item_tokens
 
-    deadline = runtime.config.server.request_timeout_s
+
+def _headers(trace: Trace, limits: dict[str, str], runtime: Runtime) -> dict[str, str]:
+    return {**limits, "x-cache-hits": str(trace.cache_hits), "x-cache-misses": str(trace.inputs - trace.cache_hits),
+            "x-router-deployment": trace.deployment or "cache", "x-router-attempts": str(trace.attempts),
+            "x-router-config-version": runtime.config.version}
+
+
+@contextlib.asynccontextmanager
+async def _bounded(request: Request, deadline: float, trace: Trace, waits: bool) -> AsyncIterator[Callable[[], float]]:
+    """The request's upstream part: within the deadline (504 after it), and cancelled, its upstream
+    calls and queued local inputs with it, if the client closes the connection first (499). Yields
+    the seconds left. Nothing to wait for (all cache hits): no deadline, no watcher."""
     started = time.perf_counter()
 
-    async def upstream(inputs: list) -> tuple:
-        left = deadline - (time.perf_counter() - started)
-        result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions,
-                                timeout_s=left, observer=services.telemetry)
-        log.update(deployment=",".join(result.served_by), attempts=result.attempts,
-                   tokens_estimated=result.tokens_estimated)
-        return result.vectors, result.item_tokens
+    def left() -> float:
+        return deadline - (time.perf_counter() - started)
 
-    if not lookup.miss_inputs and not lookup.shared:
-        return await lookup.finish(upstream)  # all cache hits: no deadline to keep
-    try:
-        async with asyncio.timeout(deadline):
-            return await _unless_disconnected(request, lookup.finish(upstream))
-    except TimeoutError:
-        raise UpstreamTimeout(f"no answer within the request deadline ({deadline:g} s)") from None
-    finally:
-        log["upstream_ms"] = round((time.perf_counter() - started) * 1000, 2)
-
-
-async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """`work`, cancelled (its upstream calls and queued local inputs with it) if the
-    client closes the connection first. Call only once the body has been read."""
+    if not waits:
+        yield left
+        return
     task = asyncio.current_task()
     assert task is not None
     hung_up = False
 
-    async def watch() -> None:
+    async def watch() -> None:  # call only once the body has been read
         nonlocal hung_up
         while (await request.receive())["type"] != "http.disconnect":
             pass
@@ -87,7 +84,10 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
 
     watcher = asyncio.get_running_loop().create_task(watch())
     try:
-        return await work
+        async with asyncio.timeout(deadline):
+            yield left
+    except TimeoutError:
+        raise UpstreamTimeout(f"no answer within the request deadline ({deadline:g} s)") from None
     except asyncio.CancelledError:
         if not hung_up:
             raise
@@ -95,6 +95,7 @@ async def _unless_disconnected(request: Request, work: Awaitable[T]) -> T:
         raise ClientDisconnected("the client closed the connection before the answer") from None
     finally:
         cancel_quietly([watcher])
+        trace.upstream_ms = round((time.perf_counter() - started) * 1000, 2)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

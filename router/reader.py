@@ -31,7 +31,8 @@ class Section:
     def __init__(self, raw: Any, path: str) -> None:
         if not isinstance(raw, Mapping):
             raise ConfigError(f"{path or 'config'}: expected a mapping, got {_kind(raw)}")
-        self.raw, self.path, self._seen = raw, path, set()
+        self.raw, self.path = raw, path
+        self._seen: set[str] = set()
 
     def at(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key

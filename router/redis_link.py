@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry  # the asyncio one: the sync class never retries an awaited call
@@ -24,7 +25,7 @@ _POOL_SIZE = 32
 
 
 class RedisLink:
-    def __init__(self, config: RedisConfig, log: object) -> None:
+    def __init__(self, config: RedisConfig, log: Any) -> None:
         # A bounded pool: a burst of requests queues for a connection (each call takes
         # ~0.1 ms) instead of opening hundreds at once and timing out on the connects.
         # After a Redis restart every pooled connection is stale: one that sat idle for a second is

@@ -96,7 +96,7 @@ class Services:
         shared = RedisStore(redis, config.cache.ttl_s) if config.cache.backend == "redis" and redis else None
         if config.limits.backend == "redis" and redis is not None:
             # A lease outlives the longest request, so a crashed replica's concurrency slots come back.
-            backend = RedisBackend(redis, on_error=config.limits.on_redis_error,
+            backend: RedisBackend | MemoryBackend = RedisBackend(redis, on_error=config.limits.on_redis_error,
                                    lease_s=config.server.request_timeout_s + 30)
         else:
             backend = MemoryBackend()

@@ -186,7 +186,7 @@ class Config:
     def secrets(self) -> list[str]:
         """Every secret this config holds: providers' credentials, key hashes, the Redis URL's password."""
         found = [s for p in self.providers.values() for s in secrets_in(p.settings)]
-        found += [k.sha256 for k in (*self.keys, *self.admin_keys)]
+        found += [k.sha256 for k in self.keys] + [k.sha256 for k in self.admin_keys]
         if password := urlsplit(self.redis.url).password:
             found.append(password)
         return found

@@ -1,7 +1,10 @@
 """Per-input vector cache: identical inputs never go upstream twice.
 
     lookup = await cache.lookup(keys, inputs, read=True)   # hits, and what this request must compute
-    vectors, tokens = await lookup.finish(compute)         # compute(lookup.miss_inputs), merged by index
+    with lookup:                                           # on failure, joiners compute for themselves
+        while todo := await lookup.next_misses():          # its misses; then inputs a failed joinee had
+            await lookup.store(*await compute(todo))
+        vectors, tokens = lookup.merged()                  # every vector, by input index
 
 Keyed by embedding space, dimensions and the input itself (hashed, so a long
 text costs 16 bytes of key). Two levels: the in-process `MemoryStore` in
@@ -44,7 +47,7 @@ class Cache:
         self.flights: Flights = {}
 
     async def get_many(self, keys: Sequence[bytes]) -> list[Entry | None]:
-        entries = self.memory.get_many(keys) if self.memory is not None else [None] * len(keys)
+        entries: list[Entry | None] = self.memory.get_many(keys) if self.memory is not None else [None] * len(keys)
         if self.shared is not None and (missing := [i for i, e in enumerate(entries) if e is None]):
             found = await self.shared.get_many([keys[i] for i in missing])
             filled = [(i, e) for i, e in zip(missing, found) if e is not None]
@@ -55,7 +58,8 @@ class Cache:
                                      [e.tokens for _, e in filled])
         return entries
 
-    async def put_many(self, keys: Sequence[bytes], vectors: Sequence[np.ndarray], tokens: Sequence[int]) -> None:
+    async def put_many(self, keys: Sequence[bytes], vectors: Sequence[np.ndarray] | np.ndarray,
+                       tokens: Sequence[int] | np.ndarray) -> None:
         if self.memory is not None:
             self.memory.put_many(keys, vectors, tokens)
         if self.shared is not None:
@@ -63,7 +67,7 @@ class Cache:
 
     async def lookup(self, keys: list[bytes], inputs: Sequence, *, read: bool) -> Lookup:
         stored = self.memory is not None or self.shared is not None
-        entries = await self.get_many(keys) if read and stored else [None] * len(keys)
+        entries: list[Entry | None] = await self.get_many(keys) if read and stored else [None] * len(keys)
         return Lookup(self, keys, inputs, entries, join=read)
 
 
@@ -100,22 +104,72 @@ class Lookup:
             self._rows.append(row)
             self._slots.append(slot)
         self.shared = len(self._joined_rows)  # inputs answered by another request's call
+        self._stage = 0   # 0: own misses next; 1: then wait for joined ones; 2: retrying failed joins; 3: done
+        self._fresh: np.ndarray | None = None
+        self._fresh_tokens = np.zeros(0, dtype=np.int64)
+        self._joined_entries: dict[bytes, Entry] = {}
+        self._retry: list[bytes] = []
+
+    # The request computes what `next_misses` gives it, hands each result to `store`, and asks
+    # again until nothing is left: first its own misses, then (once) any input another request
+    # was computing but failed to. `merged` then has every vector in input order.
+
+    async def next_misses(self) -> list:
+        """The inputs this request must compute now; empty when it has all it needs."""
+        if self._stage == 0:
+            self._stage = 1
+            if self.miss_inputs:
+                return self.miss_inputs
+            self._land(None)  # nothing of its own to compute (its future has no joiners)
+        if self._stage == 1:
+            self._stage = 3
+            if self._joined:
+                await asyncio.wait({future for future, _ in self._joined.values()})  # never cancels another's call
+                for key, (future, slot) in self._joined.items():
+                    result = future.result()
+                    if result is None:  # the computing request failed or was cancelled: compute it here
+                        self._retry.append(key)
+                    else:
+                        self._joined_entries[key] = Entry(result[0][slot], int(result[1][slot]))
+                if self._retry:
+                    self._stage = 2
+                    rows = {key: row for row, key in reversed(self._joined_rows)}  # first row of each key
+                    return [self._inputs[rows[key]] for key in self._retry]
+        return []
+
+    async def store(self, vectors: np.ndarray, tokens: Sequence[int]) -> None:
+        """The vectors (and tokens) of the inputs `next_misses` gave: cached, and handed to joiners."""
+        item_tokens = np.asarray(tokens, dtype=np.int64)
+        if self._stage == 1:  # its own misses
+            self._fresh, self._fresh_tokens = vectors, item_tokens
+            self._land((vectors, item_tokens))
+            await self._cache.put_many(self._own_keys, vectors, item_tokens)
+        else:
+            await self._cache.put_many(self._retry, vectors, item_tokens)
+            self._joined_entries.update({k: Entry(v, int(t)) for k, v, t in zip(self._retry, vectors, item_tokens)})
+
+    def merged(self) -> tuple[np.ndarray, int]:
+        """All vectors in input order, and the request's total tokens."""
+        return self._assemble(self._fresh, self._fresh_tokens, self._joined_entries)
+
+    def __enter__(self) -> Lookup:
+        return self
+
+    def __exit__(self, kind: object, *exc: object) -> None:
+        if kind is not None and not self._flight.done():
+            self._land(None)  # failed: the requests that joined compute for themselves
+
+    @property
+    def waits(self) -> bool:
+        """Whether anything is left to compute or to wait for (else no deadline to keep)."""
+        return bool(self.miss_inputs or self._joined)
 
     async def finish(self, compute: Compute) -> tuple[np.ndarray, int]:
-        """All vectors in input order, and the request's total tokens."""
-        fresh, fresh_tokens = None, np.zeros(0, dtype=np.int64)
-        try:
-            if self.miss_inputs:
-                fresh, tokens = await compute(self.miss_inputs)
-                fresh_tokens = np.asarray(tokens, dtype=np.int64)
-        except BaseException:
-            self._land(None)
-            raise
-        self._land((fresh, fresh_tokens))
-        if fresh is not None:
-            await self._cache.put_many(self._own_keys, fresh, fresh_tokens)
-        joined = await self._collect(compute)
-        return self._assemble(fresh, fresh_tokens, joined)
+        """The whole exchange with one compute function (for callers that are not the pipeline)."""
+        with self:
+            while todo := await self.next_misses():
+                await self.store(*await compute(todo))
+            return self.merged()
 
     def _land(self, result: tuple | None) -> None:
         """Hand this request's result (None: it failed) to the requests that joined it."""
@@ -124,24 +178,6 @@ class Lookup:
         for key in self._own_keys:
             if flights.get(key, (None,))[0] is self._flight:
                 del flights[key]
-
-    async def _collect(self, compute: Compute) -> dict[bytes, Entry]:
-        if not self._joined:
-            return {}
-        await asyncio.wait({future for future, _ in self._joined.values()})  # never cancels another's call
-        joined, retry = {}, []
-        for key, (future, slot) in self._joined.items():
-            result = future.result()
-            if result is None:
-                retry.append(key)
-            else:
-                joined[key] = Entry(result[0][slot], int(result[1][slot]))
-        if retry:  # the computing request failed or was cancelled: compute these here
-            rows = {key: row for row, key in reversed(self._joined_rows)}  # first row of each key
-            vectors, tokens = await compute([self._inputs[rows[key]] for key in retry])
-            await self._cache.put_many(retry, vectors, tokens)
-            joined.update({key: Entry(v, int(t)) for key, v, t in zip(retry, vectors, tokens)})
-        return joined
 
     def _assemble(self, fresh: np.ndarray | None, fresh_tokens: np.ndarray,
                   joined: dict[bytes, Entry]) -> tuple[np.ndarray, int]:

@@ -28,7 +28,8 @@ class MemoryStore:
         get = self._entries.get
         return [get(k) for k in keys]
 
-    def put_many(self, keys: Sequence[bytes], vectors: Sequence[np.ndarray], tokens: Sequence[int]) -> None:
+    def put_many(self, keys: Sequence[bytes], vectors: Sequence[np.ndarray] | np.ndarray,
+                       tokens: Sequence[int] | np.ndarray) -> None:
         for key, vector, count in zip(keys, vectors, tokens):
             entry = Entry(np.array(vector, dtype=np.float32), int(count))  # a copy: don't pin a whole batch
             if _size(entry) <= self._entries.maxsize:

@@ -32,9 +32,10 @@ class RedisStore:
             self._link.failed(exc, "cache")
             return [None] * len(keys)
         self._link.succeeded()
-        return [_decode(v) for v in values]
+        return [_decode(v if isinstance(v, bytes) else None) for v in values]
 
-    async def put_many(self, keys: Sequence[bytes], vectors: Sequence[np.ndarray], tokens: Sequence[int]) -> None:
+    async def put_many(self, keys: Sequence[bytes], vectors: Sequence[np.ndarray] | np.ndarray,
+                       tokens: Sequence[int] | np.ndarray) -> None:
         if not self._link.usable or not keys:
             return
         pipe = self._link.client.pipeline(transaction=False)

@@ -20,7 +20,7 @@ class MemoryBackend:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._buckets: dict[tuple, _Bucket] = {}
-        self._days: dict[tuple, tuple[int, int, int]] = {}  # -> (limit, day, used)
+        self._days: dict[tuple, tuple[int, float, int]] = {}  # -> (limit, day, used)
         self._busy: dict[tuple, int] = {}
 
     async def acquire(self, key: str, rules: tuple[Rule, ...], tokens: int, lease: str) -> Verdict:

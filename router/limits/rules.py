@@ -73,6 +73,7 @@ class Verdict:
         return headers
 
     def refusal(self, rules: tuple[Rule, ...], key: str, tokens: int) -> RateLimited:
+        assert self.refused is not None
         rule = rules[self.refused]
         who = f"key '{key}'" + (f" on models '{rule.scope}'" if rule.scope else "")
         wait = duration(self.wait_s)

@@ -13,6 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 EXPORT_FORMAT = 1  # bump when the exported graph changes, to invalidate caches
 
@@ -92,11 +93,11 @@ def load(path: str) -> ModelFiles:
     )
 
 
-def _json(path: Path, default: object = None) -> dict | list:
+def _json(path: Path, default: Any = None) -> Any:
     if not path.is_file():
         if default is None:
             raise ModelFilesError(f"{path} is missing")
-        return default  # type: ignore[return-value]
+        return default
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -127,8 +127,8 @@ def retry_after_from(headers: Any) -> float | None:
                 return max(0.0, parsedate_to_datetime(value).timestamp() - time())
             except (TypeError, ValueError):
                 pass
-    resets = [duration_s(headers.get(h)) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")]
-    resets = [r for r in resets if r is not None]
+    resets = [r for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+              if (r := duration_s(headers.get(h))) is not None]
     return max(resets) if resets else None
 
 

@@ -114,14 +114,15 @@ class LocalProvider(BaseProvider):
 
     async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult:
         local = self.models[model]
-        if any(not isinstance(x, str) for x in inputs):
+        texts = [x for x in inputs if isinstance(x, str)]
+        if len(texts) != len(inputs):
             raise InvalidRequest(f"model {model!r} takes text, not token ids", param="input")
         # A few short texts tokenise in microseconds, less than a thread hop costs;
         # a large batch takes milliseconds, so it goes off the event loop.
-        if sum(len(x) for x in inputs) <= _INLINE_TOKENIZE_CHARS:
-            tokenized = local.engine.tokenize(list(inputs))
+        if sum(len(x) for x in texts) <= _INLINE_TOKENIZE_CHARS:
+            tokenized = local.engine.tokenize(texts)
         else:
-            tokenized = await asyncio.to_thread(local.engine.tokenize, list(inputs))
+            tokenized = await asyncio.to_thread(local.engine.tokenize, texts)
         try:
             vectors = await local.batcher.embed(tokenized.ids)
         except RouterError:

@@ -1,0 +1,70 @@
+"""What one embeddings request did, typed: filled step by step (`Trace`), then frozen
+(`Outcome`) for the log line and the metrics; the response headers read the same fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Trace:
+    """A request in progress; each pipeline step sets what it learnt."""
+
+    request_id: str
+    key: str = ""                 # the key's name, once authenticated
+    model: str = ""               # as the client sent it
+    route: str = ""               # the public model it resolved to
+    inputs: int = 0
+    deployment: str = ""          # `provider/model` that served the misses, comma-separated; "" = none called
+    attempts: int = 0
+    tokens: int = 0
+    tokens_estimated: bool = False
+    cache_hits: int = 0
+    shared_inputs: int = 0        # answered by another request's in-flight call
+    upstream_ms: float | None = None
+
+    def finish(self, status: int, error: str | None, total_ms: float) -> Outcome:
+        return Outcome(self.request_id, self.key, self.model, self.route, self.inputs, self.deployment,
+                       self.attempts, self.tokens, self.tokens_estimated, self.cache_hits, self.shared_inputs,
+                       self.upstream_ms, status, error, total_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    request_id: str
+    key: str
+    model: str
+    route: str
+    inputs: int
+    deployment: str
+    attempts: int
+    tokens: int
+    tokens_estimated: bool
+    cache_hits: int
+    shared_inputs: int
+    upstream_ms: float | None
+    status: int
+    error: str | None             # the error's code, when it failed
+    total_ms: float
+
+    def log_fields(self) -> dict[str, object]:
+        """The log line: what the request got to; a field it never reached is left out."""
+        fields: dict[str, object] = {"request_id": self.request_id}
+        if self.key:
+            fields["key"] = self.key
+        if self.model:
+            fields.update(model=self.model, inputs=self.inputs)
+        if self.route:
+            fields["route"] = self.route
+        if self.deployment:
+            fields.update(deployment=self.deployment, attempts=self.attempts, tokens_estimated=self.tokens_estimated)
+        if self.status == 200:
+            fields.update(tokens=self.tokens, cache_hits=self.cache_hits)
+            if self.shared_inputs:
+                fields["shared_inputs"] = self.shared_inputs
+        if self.upstream_ms is not None:
+            fields["upstream_ms"] = self.upstream_ms
+        if self.error is not None:
+            fields["error"] = self.error
+        fields.update(status=self.status, total_ms=self.total_ms)
+        return fields
