@@ -15,21 +15,24 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from router.reader import doc
+from router.reader import doc, positive
 
 HEALTHY, COOLING_DOWN, PROBING = "healthy", "cooling_down", "probing"
 
 
 @dataclass(frozen=True)
 class CooldownPolicy:
-    failures: int = field(default=5, metadata=doc("consecutive failed calls that cool a deployment down..."))
-    error_rate: float = field(default=0.5, metadata=doc("...or this share of failed calls...", kind="0-1"))
-    min_calls: int = field(default=20, metadata=doc("...among at least this many calls..."))
-    window_s: float = field(default=60.0, metadata=doc("...within this window"))
+    failures: int = field(default=5, metadata=doc("consecutive failed calls that cool a deployment down...",
+                                                  check=positive))
+    error_rate: float = field(default=0.5, metadata=doc(
+        "...or this share of failed calls...", kind="0-1",
+        check=lambda r: None if 0 < r <= 1 else "must be over 0 and at most 1"))
+    min_calls: int = field(default=20, metadata=doc("...among at least this many calls...", check=positive))
+    window_s: float = field(default=60.0, metadata=doc("...within this window", check=positive))
     cooldown_s: float = field(default=30.0, metadata=doc(
         "how long a cooled-down deployment is skipped; then one probe call decides. A model with one "
         "deployment is never taken out of service; when all of a model's deployments cool down, requests "
-        "get 503 `no_healthy_deployment` at once"))
+        "get 503 `no_healthy_deployment` at once", check=positive))
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,12 @@ loader (`router.config`) can hold the provider registry without an import circle
 
 from __future__ import annotations
 
+import dataclasses
 import re
+import types
+import typing
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 _REQUIRED = object()
 
@@ -94,11 +97,77 @@ def http_url(value: str) -> str | None:
     return None if re.match(r"^https?://[^/\s]+", value) else "must be an http:// or https:// URL"
 
 
-def doc(meaning: str, *, name: str = "", kind: str = "", default: str = "") -> dict[str, Any]:
-    """`name`: the YAML key when it differs from the field's; `kind`: the type as ops
-    should read it (choices, units); `default`: the default in words, when the
-    field's own default is not what the YAML default means."""
-    return {"doc": meaning, "name": name, "kind": kind, "default": default}
+def doc(meaning: str, *, name: str = "", kind: str = "", default: str = "",
+        check: Callable[[Any], str | None] | None = None, restart: bool | str = False) -> dict[str, Any]:
+    """A field's declaration for the loader and the reference, beside its type and default.
+
+    `name`: the YAML key when it differs from the field's; `kind`: the type as ops should read it
+    (choices, units); `default`: the default in words, when the field's own default is not what
+    the YAML default means; `check`: a value's problem, or None; `restart`: a running process
+    cannot apply a change (a reload names it under `restart_required`, by this label if it is one)."""
+    return {"doc": meaning, "name": name, "kind": kind, "default": default, "check": check, "restart": restart}
+
+
+T = TypeVar("T")
+
+
+def read(cls: type[T], section: Section, **given: Any) -> T:
+    """`cls` filled from `section`: every field declared with `doc(...)` is read under its YAML name,
+    as its annotated type, with its default and its check; a nested dataclass is read from its own
+    sub-section. `given` fields (a name from a mapping key, values read by hand) are taken as they
+    are. Unknown keys in `section` are refused."""
+    hints = typing.get_type_hints(cls)
+    values = dict(given)
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if f.name in given or "doc" not in f.metadata:
+            continue
+        key, kind = f.metadata["name"] or f.name, hints[f.name]
+        default: Any = _REQUIRED
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        if dataclasses.is_dataclass(kind):
+            values[f.name] = read(kind, section.section(key, None if default is _REQUIRED else {}))  # type: ignore[arg-type]
+        elif typing.get_origin(kind) is tuple:
+            values[f.name] = section.strings(key, () if default is _REQUIRED else default)
+        else:
+            values[f.name] = section.get(key, _python_type(kind), default, check=_check_of(cls, f.name))
+    section.done()
+    return cls(**values)
+
+
+def _check_of(cls: type, name: str) -> Callable[[Any], str | None] | None:
+    """A field's check, declared once: a subclass redefining a field (for another default or doc)
+    keeps the check of the class it extends."""
+    for base in cls.__mro__:
+        declared = getattr(base, "__dataclass_fields__", {}).get(name)
+        if declared is not None and declared.metadata.get("check"):
+            return declared.metadata["check"]
+    return None
+
+
+def _python_type(hint: Any) -> type | tuple[type, ...]:
+    """`int | None` -> int: None is a default, never a value ops write."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        kinds = tuple(k for k in typing.get_args(hint) if k is not type(None))
+        return kinds[0] if len(kinds) == 1 else kinds
+    return dict if typing.get_origin(hint) is dict or hint is dict else hint
+
+
+def restart_required(running: Any, new: Any, path: str = "") -> list[str]:
+    """The `restart=True` fields (or sections) of two configs that differ, as YAML paths."""
+    changed = []
+    for f in dataclasses.fields(running):
+        mine, theirs = getattr(running, f.name), getattr(new, f.name)
+        where = f"{path}.{f.name}" if path else f.name
+        if restart := f.metadata.get("restart"):
+            label = restart if isinstance(restart, str) else where
+            if mine != theirs and label not in changed:
+                changed.append(label)
+        elif dataclasses.is_dataclass(mine) and not isinstance(mine, type):
+            changed += restart_required(mine, theirs, where)
+    return changed
 
 
 def choices(*values: str) -> str:

@@ -23,10 +23,10 @@ from typing import Any
 import watchfiles
 
 from router.config import Config, ConfigError, parse, read_text, version_of
+from router.reader import restart_required
 from router.redact import Redactor
 from router.runtime import Runtime, Services
 
-_RESTART_ONLY = ("cache", "limits", "redis")
 SETTLE_S = 0.2   # a save must be this still before it is read
 
 
@@ -141,8 +141,8 @@ class Reloader:
             self._services.scrub.redactor = Redactor([*current.config.secrets, *config.secrets])
         self._services.runtime = runtime  # the swap: requests read this once
         self._retire(current, runtime)
-        return Outcome("applied", trigger, time.time(), version, restart_required=_restart_required(
-            self._services.started_with, config))
+        return Outcome("applied", trigger, time.time(), version, restart_required=tuple(
+            restart_required(self._services.started_with, config)))
 
     def _retire(self, old: Runtime, new: Runtime) -> None:
         async def later() -> None:
@@ -173,16 +173,6 @@ def lockout(running: Config, new: Config) -> str | None:
         return ("admin_keys: the running config has admin keys and this one has none; applying it would "
                 "lock /admin (and POST /admin/reload) out")
     return None
-
-
-def _restart_required(running: Config, new: Config) -> tuple[str, ...]:
-    changed = [name for name in _RESTART_ONLY if getattr(running, name) != getattr(new, name)]
-    listening = ("header_timeout_s", "keepalive_timeout_s", "max_connections")  # the server's, set at start
-    changed[:0] = [f"server.{name}" for name in listening
-                   if getattr(running.server, name) != getattr(new.server, name)]
-    if (running.server.host, running.server.port) != (new.server.host, new.server.port):
-        changed.insert(0, "server.host/port")
-    return tuple(changed)
 
 
 def iso(stamp: float) -> str:

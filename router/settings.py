@@ -6,14 +6,20 @@ README's table. Nothing here reads files or knows a provider's wire format.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from router.breaker import CooldownPolicy
-from router.reader import choices, doc
+from router.reader import choices, doc, one_of, positive
 from router.redact import secrets_in
+
+
+def sha256_hex(value: str) -> str | None:
+    return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be 64 lowercase hex characters (sha256 of the key)"
+
 
 CACHE_BACKENDS = ("memory", "redis", "none")
 LIMIT_BACKENDS = ("memory", "redis")
@@ -22,21 +28,25 @@ ON_REDIS_ERROR = ("allow", "deny")
 
 @dataclass(frozen=True)
 class ServerConfig:
-    host: str = field(default="127.0.0.1", metadata=doc("where to listen (`serve --host` overrides)"))
-    port: int = field(default=8080, metadata=doc("where to listen (`serve --port` overrides)"))
-    max_body_bytes: int = field(default=16 * 1024 * 1024, metadata=doc("larger bodies get 413"))
+    host: str = field(default="127.0.0.1", metadata=doc("where to listen (`serve --host` overrides)",
+                                                        restart="server.host/port"))
+    port: int = field(default=8080, metadata=doc("where to listen (`serve --port` overrides)",
+                                                 restart="server.host/port",
+                                                 check=lambda p: None if 0 <= p < 65536 else "must be 0-65535"))
+    max_body_bytes: int = field(default=16 * 1024 * 1024, metadata=doc("larger bodies get 413", check=positive))
     max_inputs: int = field(default=2048, metadata=doc("items per request (a key's `limits.max_inputs` "
-                                                       "may lower it)"))
+                                                       "may lower it)", check=positive))
     request_timeout_s: float = field(default=30.0, metadata=doc(
         "the deadline for a request's upstream part, retries included: the client gets its vectors or an "
-        "ErrorData before it (504 when it passes)"))
+        "ErrorData before it (504 when it passes)", check=positive))
     header_timeout_s: float = field(default=10.0, metadata=doc(
-        "a connection that has not sent a request's complete headers within this is closed"))
-    keepalive_timeout_s: float = field(default=5.0, metadata=doc("an idle keep-alive connection is closed after "
-                                                                 "this"))
+        "a connection that has not sent a request's complete headers within this is closed", check=positive,
+        restart=True))
+    keepalive_timeout_s: float = field(default=5.0, metadata=doc(
+        "an idle keep-alive connection is closed after this", check=positive, restart=True))
     max_connections: int = field(default=1024, metadata=doc(
         "open connections; a request on one more gets a fast 503 `too_many_connections` and is closed "
-        "(keep it under the process's file-descriptor limit, `ulimit -n`)"))
+        "(keep it under the process's file-descriptor limit, `ulimit -n`)", check=positive, restart=True))
 
 
 @dataclass(frozen=True)
@@ -50,14 +60,16 @@ class ProviderConfig:
 class Deployment:
     provider: str = field(metadata=doc("a name under `providers`"))
     model: str = field(metadata=doc("the model's name at that provider"))
-    weight: float = field(default=1.0, metadata=doc("share of calls under `strategy: weighted`"))
+    weight: float = field(default=1.0, metadata=doc("share of calls under `strategy: weighted`", check=positive))
     space: str = field(default="", metadata=doc(
         "the embedding space its vectors live in; must be the model's", default="the model's `space`"))
     max_concurrency: int | None = field(default=None, metadata=doc(
-        "calls in flight to this deployment; more wait for a slot or go to another deployment"))
+        "calls in flight to this deployment; more wait for a slot or go to another deployment", check=positive))
     rpm: int | None = field(default=None, metadata=doc(
-        "calls per minute to this deployment (counted per router process: with N replicas give each 1/N)"))
-    tpm: int | None = field(default=None, metadata=doc("tokens per minute to this deployment (per process)"))
+        "calls per minute to this deployment (counted per router process: with N replicas give each 1/N)",
+        check=positive))
+    tpm: int | None = field(default=None, metadata=doc("tokens per minute to this deployment (per process)",
+                                                       check=positive))
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,7 @@ class ModelConfig:
     matryoshka: bool = field(default=False, metadata=doc(
         "serve `dimensions` by truncating and renormalising where the API lacks the parameter"))
     max_attempts: int | None = field(default=None, metadata=doc(
-        "calls per chunk for this model", default="`routing.max_attempts`"))
+        "calls per chunk for this model", default="`routing.max_attempts`", check=positive))
     hedge_after_s: float | None = field(default=None, metadata=doc(
         "after this many ms without an answer, send the chunk to a second deployment too; the first answer "
         "wins and the other call is cancelled", name="hedge_after_ms", kind="int (ms)", default="off"))
@@ -87,15 +99,15 @@ class ModelConfig:
 class RoutingConfig:
     max_attempts: int = field(default=4, metadata=doc(
         "calls per chunk, over all deployments, within the request deadline; retried on 429, 5xx, "
-        "timeouts and broken connections, never on 400/401/403/404"))
+        "timeouts and broken connections, never on 400/401/403/404", check=positive))
     backoff_s: float = field(default=0.1, metadata=doc(
         "before a chunk goes back to a deployment that failed it: a random wait up to this, doubling with "
         "each attempt (full jitter), never shorter than the upstream's Retry-After; another deployment is "
-        "tried at once"))
-    backoff_max_s: float = field(default=5.0, metadata=doc("the cap of that doubling"))
+        "tried at once", check=positive))
+    backoff_max_s: float = field(default=5.0, metadata=doc("the cap of that doubling", check=positive))
     max_retry_after_s: float = field(default=60.0, metadata=doc(
         "the longest pause an upstream's Retry-After (or x-ratelimit-reset) can put on a deployment; a "
-        "reload that changes the deployment or its provider ends the pause"))
+        "reload that changes the deployment or its provider ends the pause", check=positive))
     cooldown: CooldownPolicy = field(default_factory=CooldownPolicy, metadata=doc(
         "the circuit breaker; see `routing.cooldown` below", kind="mapping"))
 
@@ -103,21 +115,21 @@ class RoutingConfig:
 @dataclass(frozen=True)
 class KeyLimits:
     rpm: int | None = field(default=None, metadata=doc(
-        "requests per minute (a token bucket: bursts to the limit, then refills evenly)"))
+        "requests per minute (a token bucket: bursts to the limit, then refills evenly)", check=positive))
     tpm: int | None = field(default=None, metadata=doc(
-        "tokens per minute: estimated before the call, settled with the real count after"))
-    concurrency: int | None = field(default=None, metadata=doc("requests in flight"))
+        "tokens per minute: estimated before the call, settled with the real count after", check=positive))
+    concurrency: int | None = field(default=None, metadata=doc("requests in flight", check=positive))
     max_inputs: int | None = field(default=None, metadata=doc(
-        "items per request for this key (not in `model_limits`)", default="`server.max_inputs`"))
+        "items per request for this key (not in `model_limits`)", default="`server.max_inputs`", check=positive))
     tokens_per_day: int | None = field(default=None, metadata=doc(
-        "a token budget per UTC day; the 429's Retry-After runs to midnight UTC"))
+        "a token budget per UTC day; the 429's Retry-After runs to midnight UTC", check=positive))
 
 
 @dataclass(frozen=True)
 class KeyConfig:
     name: str = field(metadata=doc("shown in logs and metrics instead of the key"))
     sha256: str = field(metadata=doc("sha256 of the key, 64 lowercase hex; `embeddings-router keys new NAME` "
-                                     "makes a key and its entry", kind="hex"))
+                                     "makes a key and its entry", kind="hex", check=sha256_hex))
     models: tuple[str, ...] = field(default=("*",), metadata=doc("the model names or globs the key may use",
                                                                  kind="list"))
     limits: KeyLimits = field(default_factory=KeyLimits, metadata=doc(
@@ -134,35 +146,38 @@ class AdminKeyConfig:
 
     name: str = field(metadata=doc("shown in logs"))
     sha256: str = field(metadata=doc("sha256 of the key; an admin key cannot call the API and an API key "
-                                     "cannot call `/admin/*`", kind="hex"))
+                                     "cannot call `/admin/*`", kind="hex", check=sha256_hex))
 
 
 @dataclass(frozen=True)
 class CacheConfig:
     backend: str = field(default="memory", metadata=doc(
         "the per-input vector cache: this process; Redis (shared by replicas) behind this process's memory; "
-        "off", kind=choices(*CACHE_BACKENDS)))
+        "off", kind=choices(*CACHE_BACKENDS), check=one_of(*CACHE_BACKENDS)))
     max_bytes: int = field(default=256 * 1024 * 1024, metadata=doc(
-        "the in-process level's bound (bound Redis with its own `maxmemory` + `allkeys-lru`)"))
-    ttl_s: float = field(default=86400.0, metadata=doc("an entry's lifetime, in both levels"))
+        "the in-process level's bound (bound Redis with its own `maxmemory` + `allkeys-lru`)", check=positive))
+    ttl_s: float = field(default=86400.0, metadata=doc("an entry's lifetime, in both levels", check=positive))
 
 
 @dataclass(frozen=True)
 class LimitsConfig:
     backend: str = field(default="memory", metadata=doc(
         "where keys' limits are counted: this process, or Redis, exact across replicas "
-        "(`serve --workers N` needs `redis`)", kind=choices(*LIMIT_BACKENDS)))
+        "(`serve --workers N` needs `redis`)", kind=choices(*LIMIT_BACKENDS), check=one_of(*LIMIT_BACKENDS)))
     on_redis_error: str = field(default="allow", metadata=doc(
         "while Redis is unreachable: serve unchecked, or answer 503 `limiter_unavailable`",
-        kind=choices(*ON_REDIS_ERROR)))
+        kind=choices(*ON_REDIS_ERROR), check=one_of(*ON_REDIS_ERROR)))
 
 
 @dataclass(frozen=True)
 class RedisConfig:
     url: str = field(default="redis://127.0.0.1:6379/0", metadata=doc(
-        "the shared Redis, for `cache.backend` or `limits.backend: redis`", kind="redis:// URL"))
+        "the shared Redis, for `cache.backend` or `limits.backend: redis`", kind="redis:// URL",
+        check=lambda u: None if u.startswith(("redis://", "rediss://", "unix://"))
+        else "must be a redis://, rediss:// or unix:// URL"))
     prefix: str = field(default="embeddings-router:", metadata=doc("of every key the router writes"))
-    timeout_s: float = field(default=0.5, metadata=doc("per Redis call; a slower Redis counts as down"))
+    timeout_s: float = field(default=0.5, metadata=doc("per Redis call; a slower Redis counts as down",
+                                                       check=positive))
 
 
 @dataclass(frozen=True)
@@ -171,9 +186,10 @@ class Config:
     providers: Mapping[str, ProviderConfig]
     models: Mapping[str, ModelConfig]
     keys: tuple[KeyConfig, ...]
-    cache: CacheConfig = CacheConfig()
-    limits: LimitsConfig = LimitsConfig()
-    redis: RedisConfig = RedisConfig()
+    # Built once per process (the cache, the limiter, the Redis pool): a reload cannot swap them.
+    cache: CacheConfig = field(default=CacheConfig(), metadata={"restart": True})
+    limits: LimitsConfig = field(default=LimitsConfig(), metadata={"restart": True})
+    redis: RedisConfig = field(default=RedisConfig(), metadata={"restart": True})
     admin_keys: tuple[AdminKeyConfig, ...] = ()
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     version: str = field(default="", compare=False)

@@ -83,11 +83,12 @@ def test_the_loader_accepts_every_documented_field(row):
 def test_every_field_the_loader_reads_is_documented():
     documented = {row.path.rsplit(".", 1)[1] for row in rows()}
     sources = [ROOT / "router" / "config.py", *sorted((ROOT / "router" / "providers").glob("*.py"))]
-    # Section reads: .get("field", TYPE...), .section("field"), .strings("field")
+    # `reader.read()` reads only fields declared with doc(...), so every row-less read is a hand-written
+    # one: .get("field", TYPE...), .section("field"), .strings("field")
     reads = re.compile(r'\.(?:get\("(\w+)", (?:str|int|float|bool|list|dict|Mapping)\b|section\("(\w+)"'
                        r'|strings\("(\w+)")')
     read = {name for source in sources for match in reads.findall(source.read_text()) for name in match if name}
-    assert len(read) > 50, "the pattern no longer finds the loader's reads"
+    assert len(read) > 15, "the pattern no longer finds the loader's hand-written reads"
     top_level = {"server", "providers", "models", "keys", "admin_keys", "cache", "limits", "redis", "routing",
                  "model_limits"}
     assert read - documented - top_level == set()

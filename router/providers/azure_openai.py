@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from router.providers.base import Inputs, ProviderKind
-from router.providers.http import common_settings
-from router.providers.openai import OpenAIProvider, OpenAISettings, options
+from router.providers.http import read_settings
+from router.providers.openai import OpenAIProvider, OpenAISettings, finish
 from router.reader import Section, doc
 
 
@@ -31,8 +31,7 @@ class AzureOpenAISettings(OpenAISettings):
 
 
 def parse_settings(s: Section) -> AzureOpenAISettings:
-    return AzureOpenAISettings(**common_settings(s, AzureOpenAISettings), **options(s),
-                               api_version=s.get("api_version", str, "2024-10-21"))
+    return finish(read_settings(s, AzureOpenAISettings))
 
 
 class AzureOpenAIProvider(OpenAIProvider):

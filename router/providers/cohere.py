@@ -21,8 +21,8 @@ from router.providers.http import (
     Answer,
     HTTPProvider,
     HTTPSettings,
-    common_settings,
     error_message,
+    read_settings,
     status_error,
 )
 from router.reader import Section, choices, doc, one_of
@@ -39,15 +39,15 @@ class CohereSettings(HTTPSettings):
     supports_dimensions: bool = field(default=False, metadata=doc(
         "send `output_dimension`: embed-v4.0 takes 256, 512, 1024 or 1536"))
     input_type: str = field(default="search_document", metadata=doc(
-        "what the texts are for; a deployment for queries sets `search_query`", kind=choices(*INPUT_TYPES)))
+        "what the texts are for; a deployment for queries sets `search_query`", kind=choices(*INPUT_TYPES),
+        check=one_of(*INPUT_TYPES)))
     truncate: str = field(default="END", metadata=doc("texts over the model's limit: cut the start or end, "
-                                                      "or `NONE` to refuse them", kind=choices(*TRUNCATE)))
+                                                      "or `NONE` to refuse them", kind=choices(*TRUNCATE),
+                                                      check=one_of(*TRUNCATE)))
 
 
 def parse_settings(s: Section) -> CohereSettings:
-    return CohereSettings(**common_settings(s, CohereSettings),
-                          input_type=s.get("input_type", str, "search_document", check=one_of(*INPUT_TYPES)),
-                          truncate=s.get("truncate", str, "END", check=one_of(*TRUNCATE)))
+    return read_settings(s, CohereSettings)
 
 
 class CohereProvider(HTTPProvider):

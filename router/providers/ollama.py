@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.providers.base import Inputs, ProviderKind
-from router.providers.http import Answer, HTTPProvider, HTTPSettings, common_settings
+from router.providers.http import Answer, HTTPProvider, HTTPSettings, read_settings
 from router.reader import Section, doc
 
 
@@ -33,8 +33,7 @@ class OllamaSettings(HTTPSettings):
 
 
 def parse_settings(s: Section) -> OllamaSettings:
-    return OllamaSettings(**common_settings(s, OllamaSettings), truncate=s.get("truncate", bool, True),
-                          keep_alive=s.get("keep_alive", str, None))
+    return read_settings(s, OllamaSettings)
 
 
 class OllamaProvider(HTTPProvider):

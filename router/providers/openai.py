@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -28,14 +28,15 @@ from router.providers.http import (
     Answer,
     HTTPProvider,
     HTTPSettings,
-    common_settings,
     error_message,
     field_of,
+    read_settings,
     status_error,
 )
 from router.reader import Section, choices, doc, one_of
 
-OPENAI_HOST = "api.openai.com"   # reads token ids with the tokenizer OpenAI's clients encode with
+OPENAI_HOST = "api.openai.com"
+ENCODINGS = ("float", "base64", "none")   # reads token ids with the tokenizer OpenAI's clients encode with
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class OpenAISettings(HTTPSettings):
         "clients encoded them with", default=f"`true` for {OPENAI_HOST}, else `false`"))
     encoding: str = field(default="float", metadata=doc(
         "`encoding_format` to ask for: base64 is smaller and faster to parse; `none` leaves it out, for "
-        "APIs that refuse it (Jina)", kind=choices("float", "base64", "none")))
+        "APIs that refuse it (Jina)", kind=choices(*ENCODINGS), check=one_of(*ENCODINGS)))
     dimensions_field: str = field(default="dimensions", metadata=doc(
         "what the API calls `dimensions` (Voyage, Mistral: `output_dimension`)"))
     headers: dict = field(default_factory=dict, repr=False, metadata=doc("extra headers on every call",
@@ -56,21 +57,19 @@ class OpenAISettings(HTTPSettings):
         "fixed body fields on every call: Jina's `task`, Voyage's `input_type`", kind="mapping"))
 
 
+OA = TypeVar("OA", bound=OpenAISettings)
+
+
 def parse_settings(s: Section) -> OpenAISettings:
-    common = common_settings(s, OpenAISettings)
+    settings = finish(read_settings(s, OpenAISettings))
     if s.raw.get("accepts_tokens") is None:
-        common["accepts_tokens"] = urlsplit(common["base_url"]).hostname == OPENAI_HOST
-    return OpenAISettings(**common, **options(s))
+        settings = replace(settings, accepts_tokens=urlsplit(settings.base_url).hostname == OPENAI_HOST)
+    return settings
 
 
-def options(s: Section) -> dict[str, Any]:
-    """The OpenAI format's own settings, beyond HTTPSettings'."""
-    return {
-        "encoding": s.get("encoding", str, "float", check=one_of("float", "base64", "none")),
-        "dimensions_field": s.get("dimensions_field", str, "dimensions"),
-        "headers": {str(k): str(v) for k, v in s.get("headers", dict, {}).items()},
-        "extra_body": dict(s.get("extra_body", dict, {})),
-    }
+def finish(settings: OA) -> OA:
+    """Header values as strings, whatever YAML typed them as (`x-version: 2` is the number 2)."""
+    return replace(settings, headers={str(k): str(v) for k, v in settings.headers.items()})
 
 
 class OpenAIProvider(HTTPProvider):

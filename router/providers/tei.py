@@ -22,9 +22,9 @@ from router.providers.http import (
     Answer,
     HTTPProvider,
     HTTPSettings,
-    common_settings,
     error_message,
     field_of,
+    read_settings,
     status_error,
 )
 from router.reader import Section, doc
@@ -43,8 +43,7 @@ class TEISettings(HTTPSettings):
 
 
 def parse_settings(s: Section) -> TEISettings:
-    return TEISettings(**common_settings(s, TEISettings), normalize=s.get("normalize", bool, True),
-                       truncate=s.get("truncate", bool, False))
+    return read_settings(s, TEISettings)
 
 
 class TEIProvider(HTTPProvider):
