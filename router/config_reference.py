@@ -14,7 +14,10 @@ import dataclasses
 from dataclasses import dataclass
 
 from router.breaker import CooldownPolicy
-from router.config import (
+from router.providers import KINDS
+from router.providers.http import HTTPSettings
+from router.reader import choices
+from router.settings import (
     AdminKeyConfig,
     CacheConfig,
     Deployment,
@@ -27,9 +30,6 @@ from router.config import (
     RoutingConfig,
     ServerConfig,
 )
-from router.providers import KINDS
-from router.providers.http import HTTPSettings
-from router.reader import choices
 from router.strategies import STRATEGIES
 
 REMOTE = "every kind but local"
