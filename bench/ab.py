@@ -1,12 +1,12 @@
 """Router CPU time per request, this tree against a baseline commit, alternating runs.
 
-    python -m bench.ab --base a0dfb7b --rounds 5
+    python -m bench.ab --base a0dfb7b --rounds 5 [--concurrency 32]
 
 CPU time the router process spends per request (utime + stime from /proc) is far
 steadier on a shared machine than requests/s. Each round starts the fake upstream
 (core 1) and a router (core 0) from the baseline's worktree, then from this tree,
-and loads each at concurrency 1 with single inputs and with batches of 32 for a
-few seconds; medians over the rounds are printed.
+and loads each (concurrency 1 by default) with single inputs and with batches of 32
+for a few seconds; medians over the rounds are printed.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(tree: Path, seconds: float) -> list[float]:
-    """Microseconds of router CPU per request: [c1 x 1, c1 x 32]."""
+def measure(tree: Path, seconds: float, concurrency: int) -> list[float]:
+    """Microseconds of router CPU per request: [single inputs, batches of 32]."""
     up, port = free_port(), free_port()
     config = {"server": {"port": port},
               "providers": {"fake": {"kind": "openai", "base_url": f"http://127.0.0.1:{up}/v1", "max_batch": 2048}},
@@ -55,10 +55,11 @@ def measure(tree: Path, seconds: float) -> list[float]:
         time.sleep(2.5)
         for batch in (1, 32):
             payloads = bodies("bench-384", texts, batch)
-            asyncio.run(loadgen.run(port, "/v1/embeddings", payloads, concurrency=1, seconds=0.5, headers=headers))
+            asyncio.run(loadgen.run(port, "/v1/embeddings", payloads, concurrency=concurrency, seconds=0.5,
+                                    headers=headers))
             before = cpu_s(router.pid)
-            result = asyncio.run(loadgen.run(port, "/v1/embeddings", payloads, concurrency=1, seconds=seconds,
-                                             headers=headers))
+            result = asyncio.run(loadgen.run(port, "/v1/embeddings", payloads, concurrency=concurrency,
+                                             seconds=seconds, headers=headers))
             if result.errors:
                 raise RuntimeError(f"{result.errors} non-200 answers")
             out.append((cpu_s(router.pid) - before) / result.requests * 1e6)
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--base", required=True, help="the baseline commit")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--concurrency", type=int, default=1)
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
     with tempfile.TemporaryDirectory() as tmp:
@@ -85,12 +87,12 @@ def main() -> None:
             runs: dict[str, list[list[float]]] = {"base": [], "this": []}
             for _ in range(args.rounds):
                 for name, tree in (("base", base), ("this", ROOT)):
-                    runs[name].append(measure(tree, args.seconds))
+                    runs[name].append(measure(tree, args.seconds, args.concurrency))
                     print(name, [round(v) for v in runs[name][-1]], flush=True)
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(base)], cwd=ROOT, capture_output=True)
     medians = {name: [statistics.median(r[i] for r in rs) for i in (0, 1)] for name, rs in runs.items()}
-    for i, label in enumerate(("c1 x 1", "c1 x 32")):
+    for i, label in enumerate((f"c{args.concurrency} x 1", f"c{args.concurrency} x 32")):
         print(f"{label}: base {medians['base'][i]:.0f} us/request, this {medians['this'][i]:.0f} us/request "
               f"({medians['this'][i] / medians['base'][i]:.2f}x)")
 
