@@ -39,12 +39,12 @@ async def create_embeddings(request: Request) -> Response:
     except errors.RouterError as exc:
         error = exc.code
         services.metrics.refused(trace.key, exc)
-        response = errors.render(exc)
+        response = errors.render(exc, detail=True)
         errors.forget_frames(exc)
     except Exception:
         services.log.exception("unhandled error", request_id=request_id)
         error = errors.InternalError.code
-        response = errors.render(errors.InternalError(f"internal error (request id {request_id})"))
+        response = errors.render(errors.InternalError(f"internal error (request id {request_id})"), detail=True)
     response.headers["x-request-id"] = request_id
     outcome = trace.finish(response.status_code, error, round((time.perf_counter() - started) * 1000, 2))
     services.log.info("embeddings", **outcome.log_fields())

@@ -151,11 +151,16 @@ def for_status(status: int) -> type[RouterError]:
     return _BY_STATUS.get(status, InvalidRequest if 400 <= status < 500 else InternalError)
 
 
-def render(error: RouterError, headers: dict[str, str] | None = None) -> Response:
-    """The one place an error becomes an HTTP response."""
+def render(error: RouterError, headers: dict[str, str] | None = None, *, detail: bool = False) -> Response:
+    """The one place an error becomes an HTTP response. `detail` (on /v1/embeddings): ErrorData plus
+    the message as a top-level `detail`, the one field Voyage's SDK builds its error classes from
+    (OpenAI's SDK reads `error` and ignores it)."""
     all_headers = {**(headers or {}), **error.headers()}
+    body = error.body()
+    if detail:
+        body["detail"] = error.message
     return Response(
-        orjson.dumps(error.body()),
+        orjson.dumps(body),
         status_code=error.status,
         media_type="application/json",
         headers=all_headers,

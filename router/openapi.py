@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from router import protocol
+from router import protocol, quantize
 
 _ERROR = {"$ref": "#/components/schemas/ErrorData"}
 _ERROR_STATUSES = {
@@ -42,12 +42,15 @@ _TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "mini
 SCHEMAS: dict[str, Any] = {
     "ErrorData": {
         "type": "object", "required": ["error"], "additionalProperties": False,
-        "properties": {"error": {
+        "properties": {"detail": {"type": "string", "description": "the message again (embeddings routes), "
+                                                                    "for Voyage's SDK"},
+                       "error": {
             "type": "object", "required": ["message", "type", "param", "code"],
             "properties": {"message": {"type": "string"}, "type": {"type": "string"},
                            "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}},
     "EmbeddingsRequest": {
         "type": "object", "required": ["model", "input"],
+        "not": {"required": ["dimensions", "output_dimension"]},  # one name for it (a 400 when they differ)
         "properties": {
             "model": {"type": "string", "minLength": 1, "maxLength": protocol.MAX_NAME_CHARS},
             "input": {"oneOf": [
@@ -57,7 +60,13 @@ SCHEMAS: dict[str, Any] = {
                 {"type": "array", "minItems": 1, "items": _TOKEN_IDS}]},
             "encoding_format": {"enum": list(protocol.ENCODINGS)},
             "dimensions": {"type": "integer", "minimum": 1},
-            "user": {"type": "string"}}},
+            "user": {"type": "string"},
+            # Voyage's fields (its SDK posts here): `output_dimension` is `dimensions`; binary and ubinary
+            # are computed from the floats (int8/uint8 need an upstream that quantises: a 400 today).
+            "output_dimension": {"type": "integer", "minimum": 1},
+            "output_dtype": {"enum": list(quantize.COMPUTED)},
+            "input_type": {"type": ["string", "null"]},
+            "truncation": {"const": True}}},
     "EmbeddingsResponse": {
         "type": "object", "required": ["object", "data", "model", "usage"],
         "properties": {
@@ -66,7 +75,7 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object", "required": ["object", "index", "embedding"],
                 "properties": {"object": {"const": "embedding"}, "index": {"type": "integer"},
                                "embedding": {"oneOf": [{"type": "array", "items": {"type": "number"}},
-                                                       {"type": "string"}]}}}},
+                                                       {"type": "string"}]}}}},  # numbers: floats or bytes
             "usage": {"type": "object", "required": ["prompt_tokens", "total_tokens"],
                       "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}}}},
     "Model": _MODEL,

@@ -37,7 +37,8 @@ async def embeddings(services: Services, request: Request, trace: Trace) -> Resp
                     await lookup.store(*await _dispatch(services, route, req, misses, left(), trace))
             vectors, admission.actual = lookup.merged()
     trace.tokens = admission.actual
-    content = protocol.encode(vectors, model=req.model, tokens=trace.tokens, encoding_format=req.encoding_format)
+    content = protocol.encode(vectors, model=req.model, tokens=trace.tokens, encoding_format=req.encoding_format,
+                              output_dtype=req.output_dtype)
     return Response(content, media_type="application/json", headers=_headers(trace, admission.headers, runtime))
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from router import quantize
 from router.errors import InvalidRequest
 
 ENCODINGS = ("float", "base64")
@@ -26,6 +27,7 @@ class EmbeddingRequest:
     encoding_format: str = "float"
     dimensions: int | None = None
     user: str | None = None
+    output_dtype: str = "float"   # Voyage's field: float, or binary/ubinary computed from the floats
 
 
 def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
@@ -49,16 +51,41 @@ def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
     elif encoding not in ENCODINGS:
         raise InvalidRequest(f"'encoding_format' must be 'float' or 'base64', got {_short(encoding)}",
                              param="encoding_format")
-    dimensions = payload.get("dimensions")
-    if isinstance(dimensions, float) and dimensions.is_integer():
-        dimensions = int(dimensions)  # JSON's 256.0 is the integer 256 (as JSON Schema says)
-    if dimensions is not None and (not _is_int(dimensions) or dimensions < 1):
-        raise InvalidRequest(f"'dimensions' must be an integer of at least 1, got {_short(dimensions)}",
-                             param="dimensions")
+    dimensions = _dimensions(payload, "dimensions")
+    voyage = _dimensions(payload, "output_dimension")  # what Voyage's SDK calls it
+    if voyage is not None and dimensions not in (None, voyage):
+        raise InvalidRequest(f"'dimensions' ({dimensions}) and 'output_dimension' ({voyage}) disagree",
+                             param="output_dimension")
     user = payload.get("user")
     if user is not None and not isinstance(user, str):
         raise InvalidRequest("'user' must be a string", param="user")
-    return EmbeddingRequest(model, inputs, tokens, encoding, dimensions, user)
+    if payload.get("truncation") is False:  # Voyage's: refuse over-long inputs rather than cut them
+        raise InvalidRequest("'truncation': false is not supported: each deployment cuts over-long inputs at "
+                             "its own limit", param="truncation", code="truncation_unsupported")
+    return EmbeddingRequest(model, inputs, tokens, encoding, dimensions if dimensions is not None else voyage,
+                            user, _output_dtype(payload.get("output_dtype"), model))
+
+
+def _dimensions(payload: dict, name: str) -> int | None:
+    value = payload.get(name)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # JSON's 256.0 is the integer 256 (as JSON Schema says)
+    if value is not None and (not _is_int(value) or value < 1):
+        raise InvalidRequest(f"'{name}' must be an integer of at least 1, got {_short(value)}", param=name)
+    return value
+
+
+def _output_dtype(value: object, model: str) -> str:
+    if value is None:
+        return "float"
+    if value in quantize.UPSTREAM_ONLY:
+        raise InvalidRequest(f"the model '{clip(model, 80)}' cannot return 'output_dtype' {value}: none of its "
+                             f"deployments quantises to it (the router computes {', '.join(quantize.COMPUTED)})",
+                             param="output_dtype", code="output_dtype_unsupported")
+    if value not in quantize.COMPUTED:
+        raise InvalidRequest(f"'output_dtype' must be one of {', '.join(quantize.COMPUTED + quantize.UPSTREAM_ONLY)},"
+                             f" got {_short(value)}", param="output_dtype")
+    return str(value)
 
 
 _MISSING = object()
@@ -129,10 +156,13 @@ def _short(value: object) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def encode(vectors: np.ndarray, *, model: str, tokens: int, encoding_format: str) -> bytes:
-    """The 200 body: data[i] answers input i."""
+def encode(vectors: np.ndarray, *, model: str, tokens: int, encoding_format: str,
+           output_dtype: str = "float") -> bytes:
+    """The 200 body: data[i] answers input i. base64 holds the output type's bytes: little-endian
+    float32, or one byte per eight dimensions for binary/ubinary (what Voyage's SDK decodes)."""
+    vectors = quantize.as_output(vectors, output_dtype)
     if encoding_format == "base64":
-        little = vectors.astype("<f4", copy=False)
+        little = vectors.astype("<f4", copy=False) if output_dtype == "float" else vectors
         data = [{"object": "embedding", "index": i, "embedding": base64.b64encode(row.tobytes()).decode()}
                 for i, row in enumerate(little)]
     else:

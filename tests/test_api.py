@@ -27,8 +27,9 @@ def assert_error(response, status: int, type_: str | None = None, param: str | N
                  code: str | None = None) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"}
+    assert set(body) <= {"error", "detail"}  # detail: the message again, on /v1/embeddings (Voyage's SDK)
     error = body["error"]
+    assert body.get("detail", error["message"]) == error["message"]
     assert set(error) == {"message", "type", "param", "code"}
     assert isinstance(error["message"], str) and error["message"]
     if type_ is not None:

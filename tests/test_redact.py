@@ -54,7 +54,7 @@ def test_an_echoed_credential_reaches_no_client(make_router, upstream, upstream_
     with router.client(KEY) as c:
         response = c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "hi"})
     assert response.status_code >= 400
-    assert set(response.json()) == {"error"}
+    assert set(response.json()) == {"error", "detail"}
     raw = response.content + str(response.headers).encode()
     assert API_KEY.encode() not in raw and API_KEY[:12].encode() not in raw
     assert len(response.json()["error"]["message"]) <= 400
