@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -13,6 +14,7 @@ from starlette.responses import Response
 
 from router import errors, pipeline, protocol
 from router.admin import status
+from router.dialects import Dialect, ollama, openai, tei
 from router.metrics import CONTENT_TYPE
 from router.outcome import Trace
 from router.runtime import Services
@@ -28,28 +30,57 @@ def _json(payload: object, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-async def create_embeddings(request: Request) -> Response:
-    services = _services(request)
-    started = time.perf_counter()
-    incoming = request.headers.get("x-request-id", "")
-    request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
-    trace, error = Trace(request_id), None
-    try:
-        response = await pipeline.embeddings(services, request, trace)
-    except errors.RouterError as exc:
-        error = exc.code
-        services.metrics.refused(trace.key, exc)
-        response = errors.render(exc, detail=True)
-        errors.forget_frames(exc)
-    except Exception:
-        services.log.exception("unhandled error", request_id=request_id)
-        error = errors.InternalError.code
-        response = errors.render(errors.InternalError(f"internal error (request id {request_id})"), detail=True)
-    response.headers["x-request-id"] = request_id
-    outcome = trace.finish(response.status_code, error, round((time.perf_counter() - started) * 1000, 2))
-    services.log.info("embeddings", **outcome.log_fields())
-    services.metrics.request(outcome)
-    return response
+def embeddings_endpoint(dialect: Dialect) -> Callable[[Request], Awaitable[Response]]:
+    """The handler of a dialect's embeddings route: the pipeline, one log line, the metrics."""
+
+    async def endpoint(request: Request) -> Response:
+        services = _services(request)
+        started = time.perf_counter()
+        incoming = request.headers.get("x-request-id", "")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        trace, error = Trace(request_id), None
+        try:
+            response = await pipeline.embeddings(services, request, trace, dialect)
+        except errors.RouterError as exc:
+            error = exc.code
+            services.metrics.refused(trace.key, exc)
+            response = errors.render(exc, detail=dialect.error_detail)
+            errors.forget_frames(exc)
+        except Exception:
+            services.log.exception("unhandled error", request_id=request_id)
+            error = errors.InternalError.code
+            response = errors.render(errors.InternalError(f"internal error (request id {request_id})"),
+                                     detail=dialect.error_detail)
+        response.headers["x-request-id"] = request_id
+        outcome = trace.finish(response.status_code, error, round((time.perf_counter() - started) * 1000, 2))
+        services.log.info("embeddings", dialect=dialect.name, **outcome.log_fields())
+        services.metrics.request(outcome)
+        return response
+
+    return endpoint
+
+
+create_embeddings = embeddings_endpoint(openai.DIALECT)
+tei_embed = embeddings_endpoint(tei.DIALECT)
+ollama_embed = embeddings_endpoint(ollama.DIALECT)
+ollama_embeddings = embeddings_endpoint(ollama.LEGACY)
+
+
+async def tei_info(request: Request) -> Response:
+    """TEI's `GET /info`: the model `/embed` serves (`server.default_model`) and the batch limit."""
+    runtime = _services(request).runtime
+    runtime.keys.authenticate(request.headers.get("authorization"))
+    server = runtime.config.server
+    return _json({"model_id": server.default_model, "model_type": {"embedding": {"pooling": "mean"}},
+                  "max_client_batch_size": server.max_inputs, "max_input_length": None,
+                  "router": "embeddings-router"})
+
+
+async def ollama_tags(request: Request) -> Response:
+    runtime = _services(request).runtime
+    principal = runtime.keys.authenticate(request.headers.get("authorization"))
+    names = [name for model in runtime.routes.visible(principal) for name in (model.name, *model.aliases)]
+    return Response(ollama.tags(names), media_type="application/json")
 
 
 async def list_models(request: Request) -> Response:

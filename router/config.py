@@ -139,6 +139,8 @@ def _build(root: Section) -> Config:
 
     if not models:
         raise ConfigError("models: at least one model is required (a config without models serves nothing)")
+    if server.default_model is not None and server.default_model not in public_names:
+        raise ConfigError(f"server.default_model: unknown model {server.default_model!r}")
     keys = _keys(root)
     if not keys:
         raise ConfigError("keys: at least one key is required (a config without keys refuses every request)")

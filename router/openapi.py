@@ -37,6 +37,7 @@ _ALL_API = ("400", "401", "403", "404", "413", "415", "429", "500", "502", "503"
 _MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by"],
           "properties": {"id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                          "owned_by": {"type": "string"}}}
+_ROWS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
 _TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
 
 SCHEMAS: dict[str, Any] = {
@@ -78,6 +79,32 @@ SCHEMAS: dict[str, Any] = {
                                                        {"type": "string"}]}}}},  # numbers: floats or bytes
             "usage": {"type": "object", "required": ["prompt_tokens", "total_tokens"],
                       "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}}}}},
+    "TEIRequest": {
+        "type": "object", "required": ["inputs"],
+        "properties": {"inputs": {"oneOf": [{"type": "string", "minLength": 1},
+                                            {"type": "array", "minItems": 1,
+                                             "items": {"type": "string", "minLength": 1}}]},
+                       "normalize": {"const": True}, "truncate": {"const": True},
+                       "truncation_direction": {"enum": ["right", "Right"]},
+                       "dimensions": {"type": "integer", "minimum": 1}}},
+    "OllamaEmbedRequest": {
+        "type": "object", "required": ["model", "input"],
+        "properties": {"model": {"type": "string", "minLength": 1, "maxLength": protocol.MAX_NAME_CHARS},
+                       "input": {"oneOf": [{"type": "string", "minLength": 1},
+                                           {"type": "array", "minItems": 1,
+                                            "items": {"type": "string", "minLength": 1}}]},
+                       "truncate": {"const": True}, "dimensions": {"type": "integer", "minimum": 1},
+                       "keep_alive": {}, "options": {"type": "object"}}},
+    "OllamaEmbedResponse": {
+        "type": "object", "required": ["model", "embeddings", "prompt_eval_count"],
+        "properties": {"model": {"type": "string"},
+                       "embeddings": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                       "total_duration": {"type": "integer"}, "load_duration": {"type": "integer"},
+                       "prompt_eval_count": {"type": "integer"}}},
+    "OllamaLegacyRequest": {
+        "type": "object", "required": ["model", "prompt"],
+        "properties": {"model": {"type": "string", "minLength": 1, "maxLength": protocol.MAX_NAME_CHARS},
+                       "prompt": {"type": "string", "minLength": 1}}},
     "Model": _MODEL,
     "ModelList": {"type": "object", "required": ["object", "data"],
                   "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _MODEL}}},
@@ -90,6 +117,14 @@ def _embeddings() -> dict:
         "requestBody": {"required": True, "content": {"application/json": {
             "schema": {"$ref": "#/components/schemas/EmbeddingsRequest"}}}},
         "responses": {"200": _json({"$ref": "#/components/schemas/EmbeddingsResponse"}), **_errors(*_ALL_API)}}}
+
+
+def _dialect(summary: str, op: str, request: str, answer: dict) -> dict:
+    return {"post": {
+        "summary": summary, "operationId": op,
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": f"#/components/schemas/{request}"}}}},
+        "responses": {"200": _json(answer), **_errors(*_ALL_API)}}}
 
 
 def _models() -> dict:
@@ -120,6 +155,17 @@ def document() -> dict:
         "paths": {
             "/v1/embeddings": _embeddings(),
             "/embeddings": _embeddings(),
+            "/embed": _dialect("TEI: embed with `server.default_model`", "teiEmbed", "TEIRequest", _ROWS),
+            "/": _dialect("TEI's root route (huggingface_hub posts here)", "teiRoot", "TEIRequest", _ROWS),
+            "/info": _plain("TEI: the default model and batch limit", "teiInfo", {"type": "object"}, "401", "500",
+                            secured=True),
+            "/api/embed": _dialect("Ollama: embed", "ollamaEmbed", "OllamaEmbedRequest",
+                                   {"$ref": "#/components/schemas/OllamaEmbedResponse"}),
+            "/api/embeddings": _dialect("Ollama's older single-prompt route", "ollamaEmbeddings", "OllamaLegacyRequest",
+                                        {"type": "object", "required": ["embedding"],
+                                         "properties": {"embedding": {"type": "array", "items": {"type": "number"}}}}),
+            "/api/tags": _plain("Ollama: the models this key may use", "ollamaTags", {"type": "object"}, "401",
+                                "500", secured=True),
             "/v1/models": _models(),
             "/models": _models(),
             "/v1/models/{model}": {"get": {

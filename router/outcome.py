@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -22,6 +23,7 @@ class Trace:
     cache_hits: int = 0
     shared_inputs: int = 0        # answered by another request's in-flight call
     upstream_ms: float | None = None
+    started: float = field(default_factory=time.perf_counter)
 
     def finish(self, status: int, error: str | None, total_ms: float) -> Outcome:
         return Outcome(self.request_id, self.key, self.model, self.route, self.inputs, self.deployment,

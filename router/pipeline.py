@@ -13,18 +13,20 @@ from starlette.responses import Response
 
 from router import protocol
 from router.cache import cache_keys
+from router.dialects import Context, Dialect
 from router.errors import ClientDisconnected, PayloadTooLarge, UnsupportedMediaType, UpstreamTimeout
 from router.outcome import Trace
 from router.routing import Route, cancel_quietly, dispatch
 from router.runtime import Runtime, Services
 
 
-async def embeddings(services: Services, request: Request, trace: Trace) -> Response:
+async def embeddings(services: Services, request: Request, trace: Trace, dialect: Dialect) -> Response:
     runtime = services.runtime  # one config snapshot for the whole request
+    server = runtime.config.server
     principal = runtime.keys.authenticate(request.headers.get("authorization"))
     trace.key = principal.name
-    body = await read_body(request, runtime.config.server.max_body_bytes)
-    req = protocol.parse(body, max_inputs=principal.limits.max_inputs or runtime.config.server.max_inputs)
+    body = await read_body(request, server.max_body_bytes)
+    req = dialect.parse(body, Context(principal.limits.max_inputs or server.max_inputs, server.default_model))
     trace.model, trace.inputs = req.model, len(req.inputs)
     route = runtime.routes.resolve(req.model, principal)
     trace.route = route.model.name
@@ -37,8 +39,7 @@ async def embeddings(services: Services, request: Request, trace: Trace) -> Resp
                     await lookup.store(*await _dispatch(services, route, req, misses, left(), trace))
             vectors, admission.actual = lookup.merged()
     trace.tokens = admission.actual
-    content = protocol.encode(vectors, model=req.model, tokens=trace.tokens, encoding_format=req.encoding_format,
-                              output_dtype=req.output_dtype)
+    content = dialect.encode(vectors, req, trace)
     return Response(content, media_type="application/json", headers=_headers(trace, admission.headers, runtime))
 
 

@@ -17,6 +17,7 @@ from router import quantize
 from router.errors import InvalidRequest
 
 ENCODINGS = ("float", "base64")
+TRUNCATES = "each deployment cuts over-long inputs at its own limit"
 
 
 @dataclass(frozen=True)
@@ -32,18 +33,9 @@ class EmbeddingRequest:
 
 def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
     """Validate a request body; every refusal names the offending field."""
-    try:
-        payload = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}", code="invalid_json") from exc
-    if not isinstance(payload, dict):
-        raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
-
-    model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
-    check_name(model)
-    inputs, tokens = _inputs(payload.get("input", _MISSING), max_inputs)
+    payload = json_object(body)
+    model = model_of(payload)
+    inputs, tokens = inputs_of(payload.get("input", _MISSING), max_inputs)
 
     encoding = payload.get("encoding_format")
     if encoding is None:
@@ -51,22 +43,37 @@ def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
     elif encoding not in ENCODINGS:
         raise InvalidRequest(f"'encoding_format' must be 'float' or 'base64', got {_short(encoding)}",
                              param="encoding_format")
-    dimensions = _dimensions(payload, "dimensions")
-    voyage = _dimensions(payload, "output_dimension")  # what Voyage's SDK calls it
+    dimensions = dimensions_of(payload, "dimensions")
+    voyage = dimensions_of(payload, "output_dimension")  # what Voyage's SDK calls it
     if voyage is not None and dimensions not in (None, voyage):
         raise InvalidRequest(f"'dimensions' ({dimensions}) and 'output_dimension' ({voyage}) disagree",
                              param="output_dimension")
     user = payload.get("user")
     if user is not None and not isinstance(user, str):
         raise InvalidRequest("'user' must be a string", param="user")
-    if payload.get("truncation") is False:  # Voyage's: refuse over-long inputs rather than cut them
-        raise InvalidRequest("'truncation': false is not supported: each deployment cuts over-long inputs at "
-                             "its own limit", param="truncation", code="truncation_unsupported")
+    refuse_off(payload, "truncation", TRUNCATES)  # Voyage's: refuse over-long inputs rather than cut them
     return EmbeddingRequest(model, inputs, tokens, encoding, dimensions if dimensions is not None else voyage,
                             user, _output_dtype(payload.get("output_dtype"), model))
 
 
-def _dimensions(payload: dict, name: str) -> int | None:
+def json_object(body: bytes) -> dict:
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(payload, dict):
+        raise InvalidRequest("the request body must be a JSON object", code="invalid_json")
+    return payload
+
+
+def model_of(payload: dict) -> str:
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("'model' is required and must be a non-empty string", param="model")
+    return check_name(model)
+
+
+def dimensions_of(payload: dict, name: str) -> int | None:
     value = payload.get(name)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # JSON's 256.0 is the integer 256 (as JSON Schema says)
@@ -89,6 +96,22 @@ def _output_dtype(value: object, model: str) -> str:
 
 
 _MISSING = object()
+
+
+def inputs_of(value: object, max_inputs: int, name: str = "input") -> tuple[list, bool]:
+    """Inputs as every dialect takes them: a string, strings, token ids, or arrays of token ids."""
+    try:
+        return _inputs(value, max_inputs)
+    except InvalidRequest as exc:
+        if name != "input":  # the dialect's own field name (TEI's `inputs`)
+            exc.message, exc.param = exc.message.replace("'input'", f"'{name}'").replace("input[", f"{name}["), name
+        raise
+
+
+def refuse_off(payload: dict, name: str, why: str) -> None:
+    """A field whose `false` would change the answer in a way no deployment can: a 400 naming it."""
+    if payload.get(name) is False:
+        raise InvalidRequest(f"'{name}': false is not supported: {why}", param=name, code=f"{name}_unsupported")
 
 
 def _inputs(value: object, max_inputs: int) -> tuple[list, bool]:

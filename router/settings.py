@@ -39,6 +39,9 @@ class ServerConfig:
     request_timeout_s: float = field(default=30.0, metadata=doc(
         "the deadline for a request's upstream part, retries included: the client gets its vectors or an "
         "ErrorData before it (504 when it passes)", check=positive))
+    default_model: str | None = field(default=None, metadata=doc(
+        "the model (a name or alias under `models`) that serves requests naming none: TEI's `/embed` and `/`",
+        default="none: those get a 400"))
     header_timeout_s: float = field(default=10.0, metadata=doc(
         "a connection that has not sent a request's complete headers within this is closed", check=positive,
         restart=True))
