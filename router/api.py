@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from router import errors, pipeline, protocol
 from router.admin import status
-from router.dialects import Dialect, ollama, openai, tei
+from router.dialects import Dialect, cohere, ollama, openai, tei
 from router.metrics import CONTENT_TYPE
 from router.outcome import Trace
 from router.runtime import Services
@@ -64,6 +64,8 @@ create_embeddings = embeddings_endpoint(openai.DIALECT)
 tei_embed = embeddings_endpoint(tei.DIALECT)
 ollama_embed = embeddings_endpoint(ollama.DIALECT)
 ollama_embeddings = embeddings_endpoint(ollama.LEGACY)
+cohere_v2_embed = embeddings_endpoint(cohere.V2)
+cohere_v1_embed = embeddings_endpoint(cohere.V1)
 
 
 async def tei_info(request: Request) -> Response:

@@ -37,6 +37,7 @@ _ALL_API = ("400", "401", "403", "404", "413", "415", "429", "500", "502", "503"
 _MODEL = {"type": "object", "required": ["id", "object", "created", "owned_by"],
           "properties": {"id": {"type": "string"}, "object": {"const": "model"}, "created": {"type": "integer"},
                          "owned_by": {"type": "string"}}}
+_DIMENSIONS = {"type": "integer", "minimum": 1, "maximum": protocol.MAX_DIMENSIONS}
 _ROWS = {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}
 _TOKEN_IDS = {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}}
 
@@ -60,11 +61,11 @@ SCHEMAS: dict[str, Any] = {
                 _TOKEN_IDS,
                 {"type": "array", "minItems": 1, "items": _TOKEN_IDS}]},
             "encoding_format": {"enum": list(protocol.ENCODINGS)},
-            "dimensions": {"type": "integer", "minimum": 1},
+            "dimensions": _DIMENSIONS,
             "user": {"type": "string"},
             # Voyage's fields (its SDK posts here): `output_dimension` is `dimensions`; binary and ubinary
             # are computed from the floats (int8/uint8 need an upstream that quantises: a 400 today).
-            "output_dimension": {"type": "integer", "minimum": 1},
+            "output_dimension": _DIMENSIONS,
             "output_dtype": {"enum": list(quantize.COMPUTED)},
             "input_type": {"type": ["string", "null"]},
             "truncation": {"const": True}}},
@@ -86,14 +87,14 @@ SCHEMAS: dict[str, Any] = {
                                              "items": {"type": "string", "minLength": 1}}]},
                        "normalize": {"const": True}, "truncate": {"const": True},
                        "truncation_direction": {"enum": ["right", "Right"]},
-                       "dimensions": {"type": "integer", "minimum": 1}}},
+                       "dimensions": _DIMENSIONS}},
     "OllamaEmbedRequest": {
         "type": "object", "required": ["model", "input"],
         "properties": {"model": {"type": "string", "minLength": 1, "maxLength": protocol.MAX_NAME_CHARS},
                        "input": {"oneOf": [{"type": "string", "minLength": 1},
                                            {"type": "array", "minItems": 1,
                                             "items": {"type": "string", "minLength": 1}}]},
-                       "truncate": {"const": True}, "dimensions": {"type": "integer", "minimum": 1},
+                       "truncate": {"const": True}, "dimensions": _DIMENSIONS,
                        "keep_alive": {}, "options": {"type": "object"}}},
     "OllamaEmbedResponse": {
         "type": "object", "required": ["model", "embeddings", "prompt_eval_count"],
@@ -105,6 +106,20 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["model", "prompt"],
         "properties": {"model": {"type": "string", "minLength": 1, "maxLength": protocol.MAX_NAME_CHARS},
                        "prompt": {"type": "string", "minLength": 1}}},
+    "CohereEmbedRequest": {
+        "type": "object", "required": ["model", "texts"],
+        "properties": {"model": {"type": "string", "minLength": 1, "maxLength": protocol.MAX_NAME_CHARS},
+                       "texts": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+                       "input_type": {"enum": ["search_document", "search_query", "classification", "clustering"]},
+                       "embedding_types": {"type": "array", "minItems": 1,
+                                           "items": {"enum": ["float", "binary", "ubinary", "base64"]}},
+                       "truncate": {"enum": ["END"]}, "output_dimension": _DIMENSIONS}},
+    "CohereEmbedResponse": {
+        "type": "object", "required": ["id", "embeddings", "response_type"],
+        "properties": {"id": {"type": "string"}, "texts": {"type": "array", "items": {"type": "string"}},
+                       "embeddings": {"type": ["object", "array"]},
+                       "response_type": {"enum": ["embeddings_by_type", "embeddings_floats"]},
+                       "meta": {"type": "object"}}},
     "Model": _MODEL,
     "ModelList": {"type": "object", "required": ["object", "data"],
                   "properties": {"object": {"const": "list"}, "data": {"type": "array", "items": _MODEL}}},
@@ -166,6 +181,10 @@ def document() -> dict:
                                          "properties": {"embedding": {"type": "array", "items": {"type": "number"}}}}),
             "/api/tags": _plain("Ollama: the models this key may use", "ollamaTags", {"type": "object"}, "401",
                                 "500", secured=True),
+            "/v2/embed": _dialect("Cohere v2 (ClientV2)", "cohereEmbedV2", "CohereEmbedRequest",
+                                  {"$ref": "#/components/schemas/CohereEmbedResponse"}),
+            "/v1/embed": _dialect("Cohere v1 (Client)", "cohereEmbedV1", "CohereEmbedRequest",
+                                  {"$ref": "#/components/schemas/CohereEmbedResponse"}),
             "/v1/models": _models(),
             "/models": _models(),
             "/v1/models/{model}": {"get": {

@@ -8,7 +8,9 @@ float32 (what the openai SDK decodes): no Python loop over floats.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -18,6 +20,7 @@ from router.errors import InvalidRequest
 
 ENCODINGS = ("float", "base64")
 TRUNCATES = "each deployment cuts over-long inputs at its own limit"
+MAX_DIMENSIONS = 65536   # beyond any model's width; a larger number would not even serialise upstream
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class EmbeddingRequest:
     dimensions: int | None = None
     user: str | None = None
     output_dtype: str = "float"   # Voyage's field: float, or binary/ubinary computed from the floats
+    options: Mapping[str, Any] = field(default_factory=dict)  # a dialect's own, for its encode (Cohere's types)
 
 
 def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
@@ -77,8 +81,9 @@ def dimensions_of(payload: dict, name: str) -> int | None:
     value = payload.get(name)
     if isinstance(value, float) and value.is_integer():
         value = int(value)  # JSON's 256.0 is the integer 256 (as JSON Schema says)
-    if value is not None and (not _is_int(value) or value < 1):
-        raise InvalidRequest(f"'{name}' must be an integer of at least 1, got {_short(value)}", param=name)
+    if value is not None and (not _is_int(value) or not 1 <= value <= MAX_DIMENSIONS):
+        raise InvalidRequest(f"'{name}' must be an integer from 1 to {MAX_DIMENSIONS}, got {_short(value)}",
+                             param=name)
     return value
 
 

@@ -97,3 +97,60 @@ def test_limits_count_across_dialects(make_router, upstream, upstream_url):
              ("/api/embed", {"model": MODEL, "input": "a"}), ("/api/embed", {"model": MODEL, "input": "a"})]
     statuses = [httpx.post(f"{router.url}{path}", json=body, headers=headers).status_code for path, body in calls]
     assert statuses == [200, 200, 200, 429]
+
+
+def test_cohere_through_its_sdk_v2_and_v1(served, upstream):
+    import cohere
+    import cohere.errors
+
+    from router import quantize
+
+    texts = ["red", "green", "blue"]
+    want = np.stack([vector_for(MODEL, t) for t in texts])
+    v2 = cohere.ClientV2(base_url=served.url, api_key=KEY)
+    answer = v2.embed(model=MODEL, texts=texts, input_type="search_document", embedding_types=["float", "ubinary"])
+    np.testing.assert_allclose(answer.embeddings.float_, want, atol=1e-6)
+    assert answer.embeddings.ubinary == quantize.ubinary(want).tolist()
+    assert answer.meta.billed_units.input_tokens > 0 and answer.texts == texts
+    short = v2.embed(model=MODEL, texts=["red"], input_type="search_query", embedding_types=["float"],
+                     output_dimension=8)
+    assert len(short.embeddings.float_[0]) == 8
+    v1 = cohere.Client(base_url=served.url, api_key=KEY)
+    floats = v1.embed(model=MODEL, texts=texts, input_type="search_document")
+    assert floats.response_type == "embeddings_floats"
+    np.testing.assert_allclose(floats.embeddings, want, atol=1e-6)
+    _, response = openai_vectors(served, texts)  # all three computed once, through Cohere's route
+    assert response.headers["x-cache-hits"] == "3"
+    with pytest.raises(cohere.errors.BadRequestError, match="int8"):
+        v2.embed(model=MODEL, texts=texts, input_type="search_document", embedding_types=["int8"])
+    with pytest.raises(cohere.errors.BadRequestError, match="truncate"):
+        v2.embed(model=MODEL, texts=texts, input_type="search_document", embedding_types=["float"],
+                 truncate="NONE")
+    with pytest.raises(cohere.errors.NotFoundError):
+        v2.embed(model="no-such-model", texts=texts, input_type="search_document", embedding_types=["float"])
+    with pytest.raises(cohere.errors.UnauthorizedError):
+        cohere.ClientV2(base_url=served.url, api_key="sk-wrong-key-for-the-fake").embed(
+            model=MODEL, texts=texts, input_type="search_document", embedding_types=["float"])
+
+
+def test_cohere_v2_inputs_and_refusals(served):
+    headers = {"authorization": f"Bearer {KEY}"}
+    body = {"model": MODEL, "inputs": [{"content": [{"type": "text", "text": "red"}]}], "embedding_types": ["float"]}
+    r = httpx.post(f"{served.url}/v2/embed", json=body, headers=headers)
+    assert r.status_code == 200 and r.json()["texts"] == ["red"]
+    np.testing.assert_allclose(r.json()["embeddings"]["float"], [vector_for(MODEL, "red")], atol=1e-6)
+    image = {"model": MODEL, "inputs": [{"content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
+    for bad, param in [(image, "inputs"), ({"model": MODEL, "texts": ["a"], "input_type": "nonsense"}, "input_type"),
+                       ({"model": MODEL, "texts": ["a"], "embedding_types": ["fp16"]}, "embedding_types")]:
+        r = httpx.post(f"{served.url}/v2/embed", json=bad, headers=headers)
+        assert r.status_code == 400 and r.json()["error"]["param"] == param, r.text
+
+
+@pytest.mark.parametrize(("path", "body"), [("/v1/embeddings", {"model": MODEL, "input": "a"}),
+                                            ("/embed", {"inputs": "a"}),
+                                            ("/api/embed", {"model": MODEL, "input": "a"})])
+def test_a_dimensions_too_large_to_serialise_is_a_400_not_a_500(served, path, body):
+    """Found by the fuzz: 2**64 went to the upstream call, where JSON encoding raised."""
+    r = httpx.post(f"{served.url}{path}", json={**body, "dimensions": 2**64},
+                   headers={"authorization": f"Bearer {KEY}"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"

@@ -1,0 +1,94 @@
+"""Cohere: `POST /v2/embed` (ClientV2) and `POST /v1/embed` (Client).
+
+`texts` (or v2 `inputs` with one text part each), `input_type` (accepted), `embedding_types`
+(float, binary, ubinary, base64 computed from the floats; int8/uint8 need an upstream that
+quantises: a 400), `truncate` (END, the deployments' behaviour; NONE and START are a 400),
+`output_dimension`. v2, and v1 with `embedding_types`, answer embeddings by type; v1 without
+them answers a bare list (`embeddings_floats`).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+
+import numpy as np
+import orjson
+
+from router import protocol, quantize
+from router.dialects import Context, Dialect
+from router.errors import InvalidRequest
+from router.outcome import Trace
+
+TYPES = ("float", "binary", "ubinary", "base64")
+INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+
+
+def _parse(body: bytes, context: Context, version: str) -> protocol.EmbeddingRequest:
+    payload = protocol.json_object(body)
+    model = protocol.model_of(payload)
+    texts = payload.get("texts")
+    if texts is None and version == "2" and payload.get("inputs") is not None:
+        texts = _texts_of(payload["inputs"])
+    inputs, _ = protocol.inputs_of(texts if texts is not None else protocol._MISSING, context.max_inputs, "texts")
+    if not all(isinstance(x, str) for x in inputs):
+        raise InvalidRequest("'texts' must be strings", param="texts")
+    input_type = payload.get("input_type")
+    if input_type is not None and input_type not in INPUT_TYPES:
+        raise InvalidRequest(f"'input_type' must be one of {', '.join(INPUT_TYPES)}", param="input_type")
+    truncate = str(payload.get("truncate") or "END").upper()
+    if truncate != "END":
+        raise InvalidRequest(f"'truncate' {truncate} is not supported: the deployments cut the end of long "
+                             "inputs (END)", param="truncate", code="truncate_unsupported")
+    types = payload.get("embedding_types")
+    if types is not None:
+        if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
+            raise InvalidRequest("'embedding_types' must be a non-empty list of strings", param="embedding_types")
+        for kind in types:
+            if kind in quantize.UPSTREAM_ONLY:
+                raise InvalidRequest(f"the model '{protocol.clip(model, 80)}' cannot return '{kind}' embeddings: "
+                                     f"none of its deployments quantises to it (the router computes "
+                                     f"{', '.join(TYPES)})", param="embedding_types", code="output_dtype_unsupported")
+            if kind not in TYPES:
+                raise InvalidRequest(f"'embedding_types' may hold {', '.join(TYPES + quantize.UPSTREAM_ONLY)}; "
+                                     f"got {protocol.clip(kind, 40)!r}", param="embedding_types")
+    dimensions = protocol.dimensions_of(payload, "output_dimension")
+    return protocol.EmbeddingRequest(model, inputs, False, dimensions=dimensions,
+                                     options={"version": version, "types": types, "texts": inputs})
+
+
+def _texts_of(items: object) -> list:
+    """v2 `inputs`: each `{"content": [{"type": "text", "text": ...}]}`, one text part (no images)."""
+    if not isinstance(items, list):
+        raise InvalidRequest("'inputs' must be a list", param="inputs")
+    texts = []
+    for i, item in enumerate(items):
+        content = item.get("content") if isinstance(item, dict) else None
+        parts = [p for p in content if isinstance(p, dict)] if isinstance(content, list) else []
+        if len(parts) != 1 or parts[0].get("type") != "text" or not isinstance(parts[0].get("text"), str):
+            raise InvalidRequest(f"inputs[{i}] must hold one text part (images are not served here)",
+                                 param="inputs")
+        texts.append(parts[0]["text"])
+    return texts
+
+
+def encode(vectors: np.ndarray, req: protocol.EmbeddingRequest, trace: Trace) -> bytes:
+    types = req.options["types"]
+    meta = {"api_version": {"version": req.options["version"]}, "billed_units": {"input_tokens": trace.tokens}}
+    answer: dict = {"id": str(uuid.uuid4()), "texts": req.options["texts"], "meta": meta}
+    if types is None and req.options["version"] == "1":
+        answer.update(embeddings=vectors, response_type="embeddings_floats")
+    else:
+        answer.update(embeddings={kind: _as(vectors, kind) for kind in (types or ["float"])},
+                      response_type="embeddings_by_type")
+    return orjson.dumps(answer, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _as(vectors: np.ndarray, kind: str) -> object:
+    if kind == "base64":
+        return [base64.b64encode(row.astype("<f4").tobytes()).decode() for row in vectors]
+    return quantize.as_output(vectors, kind)
+
+
+V2 = Dialect("cohere-v2", lambda body, context: _parse(body, context, "2"), encode)
+V1 = Dialect("cohere-v1", lambda body, context: _parse(body, context, "1"), encode)
