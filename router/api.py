@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from router import errors, pipeline, protocol
 from router.admin import status
-from router.dialects import Dialect, cohere, ollama, openai, tei
+from router.dialects import Dialect, cohere, nugen, ollama, openai, tei
 from router.metrics import CONTENT_TYPE
 from router.outcome import Trace
 from router.runtime import Services
@@ -66,6 +66,7 @@ ollama_embed = embeddings_endpoint(ollama.DIALECT)
 ollama_embeddings = embeddings_endpoint(ollama.LEGACY)
 cohere_v2_embed = embeddings_endpoint(cohere.V2)
 cohere_v1_embed = embeddings_endpoint(cohere.V1)
+nugen_embed = embeddings_endpoint(nugen.DIALECT)
 
 
 async def tei_info(request: Request) -> Response:

@@ -71,6 +71,7 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
             Route("/api/tags", api.ollama_tags, methods=["GET"]),
             Route("/v2/embed", api.cohere_v2_embed, methods=["POST"]),
             Route("/v1/embed", api.cohere_v1_embed, methods=["POST"]),
+            Route("/api/v3/inference/embeddings", api.nugen_embed, methods=["POST"]),
             Route("/v1/models", api.list_models, methods=["GET"]),
             Route("/models", api.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", api.retrieve_model, methods=["GET"]),

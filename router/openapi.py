@@ -185,6 +185,12 @@ def document() -> dict:
                                   {"$ref": "#/components/schemas/CohereEmbedResponse"}),
             "/v1/embed": _dialect("Cohere v1 (Client)", "cohereEmbedV1", "CohereEmbedRequest",
                                   {"$ref": "#/components/schemas/CohereEmbedResponse"}),
+            "/api/v3/inference/embeddings": _dialect(
+                "NuGen", "nugenEmbed", "OllamaEmbedRequest",  # the same body: model, input, dimensions
+                {"type": "object", "required": ["id", "object", "data", "model", "created", "usage"],
+                 "properties": {"object": {"const": "embedding"}, "created": {"type": "number"},
+                                "data": {"type": "array"}, "usage": {"type": "object",
+                                                                     "required": ["total_tokens"]}}}),
             "/v1/models": _models(),
             "/models": _models(),
             "/v1/models/{model}": {"get": {

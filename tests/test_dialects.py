@@ -154,3 +154,18 @@ def test_a_dimensions_too_large_to_serialise_is_a_400_not_a_500(served, path, bo
     r = httpx.post(f"{served.url}{path}", json={**body, "dimensions": 2**64},
                    headers={"authorization": f"Bearer {KEY}"})
     assert r.status_code == 400 and r.json()["error"]["param"] == "dimensions"
+
+
+def test_nugen_shape(served, upstream):
+    texts = ["one", "two"]
+    r = httpx.post(f"{served.url}/api/v3/inference/embeddings", json={"model": MODEL, "input": texts, "dimensions": 8},
+                   headers={"authorization": f"Bearer {KEY}"})
+    body = r.json()
+    assert r.status_code == 200 and body["object"] == "embedding" and body["model"] == MODEL
+    assert isinstance(body["created"], float) and body["id"].startswith("embed-") and body["usage"]["total_tokens"] > 0
+    assert [d["index"] for d in body["data"]] == [0, 1]
+    np.testing.assert_allclose([d["embedding"] for d in body["data"]], [vector_for(MODEL, t, 8) for t in texts],
+                               atol=1e-6)
+    refused = httpx.post(f"{served.url}/api/v3/inference/embeddings", json={"model": MODEL, "input": ""},
+                         headers={"authorization": f"Bearer {KEY}"})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "input"
