@@ -74,7 +74,7 @@ async def tei_info(request: Request) -> Response:
     runtime = _services(request).runtime
     runtime.keys.authenticate(request.headers.get("authorization"))
     server = runtime.config.server
-    return _json({"model_id": server.default_model, "model_type": {"embedding": {"pooling": "mean"}},
+    return _json({"model_id": server.default_model, "model_type": {"embedding": {}},
                   "max_client_batch_size": server.max_inputs, "max_input_length": None,
                   "router": "embeddings-router"})
 

@@ -30,7 +30,7 @@ def _parse(body: bytes, context: Context, version: str) -> protocol.EmbeddingReq
     texts = payload.get("texts")
     if texts is None and version == "2" and payload.get("inputs") is not None:
         texts = _texts_of(payload["inputs"])
-    inputs, _ = protocol.inputs_of(texts if texts is not None else protocol._MISSING, context.max_inputs, "texts")
+    inputs, _ = protocol.inputs_of(texts, context.max_inputs, "texts")
     if not all(isinstance(x, str) for x in inputs):
         raise InvalidRequest("'texts' must be strings", param="texts")
     input_type = payload.get("input_type")

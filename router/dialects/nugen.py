@@ -18,7 +18,7 @@ from router.outcome import Trace
 def parse(body: bytes, context: Context) -> protocol.EmbeddingRequest:
     payload = protocol.json_object(body)
     model = protocol.model_of(payload)
-    inputs, tokens = protocol.inputs_of(payload.get("input", protocol._MISSING), context.max_inputs)
+    inputs, tokens = protocol.inputs_of(payload.get("input"), context.max_inputs)
     return protocol.EmbeddingRequest(model, inputs, tokens, dimensions=protocol.dimensions_of(payload, "dimensions"))
 
 

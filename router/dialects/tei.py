@@ -22,7 +22,7 @@ def parse(body: bytes, context: Context) -> protocol.EmbeddingRequest:
     if context.default_model is None:
         raise InvalidRequest("TEI requests name no model, and this router has no `server.default_model` to "
                              "serve them with", param="model", code="default_model_unset")
-    inputs, tokens = protocol.inputs_of(payload.get("inputs", protocol._MISSING), context.max_inputs, "inputs")
+    inputs, tokens = protocol.inputs_of(payload.get("inputs"), context.max_inputs, "inputs")
     protocol.refuse_off(payload, "normalize", "the deployments answer unit-length vectors")
     protocol.refuse_off(payload, "truncate", protocol.TRUNCATES)
     if str(payload.get("truncation_direction") or "right").lower() != "right":

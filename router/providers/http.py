@@ -1,6 +1,6 @@
 """What every remote wire format shares.
 
-- `HTTPSettings` and `common_settings()`: the settings every remote kind has.
+- `HTTPSettings` and `read_settings()`: the settings every remote kind has, read as declared.
 - `Transport`: one aiohttp session per provider, a cap on calls in flight, and
   transport failures translated into the router's errors.
 - `HTTPProvider`: the call itself. A wire format module subclasses it and says
