@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: serve test fuzz export bench lint clean
+.PHONY: serve test fuzz export bench lint clean browser
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,7 +21,15 @@ export: $(STAMP)
 serve: export
 	$(BIN)/embeddings-router serve --config config/router.yaml
 
-test: export
+# The console's browser test drives Debian's chromium; installed here where missing (needs root),
+# and the test says why it skips where it cannot be.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } || \
+	  echo "chromium and chromium-driver could not be installed: the console's browser test will be skipped"
+
+test: export browser
 	$(BIN)/ruff check router tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from router import errors, pipeline, protocol
+from router import usage as usage_rows
 from router.admin import status
 from router.dialects import Dialect, cohere, nugen, ollama, openai, tei
 from router.metrics import CONTENT_TYPE
@@ -55,6 +56,8 @@ def embeddings_endpoint(dialect: Dialect) -> Callable[[Request], Awaitable[Respo
         outcome = trace.finish(response.status_code, error, round((time.perf_counter() - started) * 1000, 2))
         services.log.info("embeddings", dialect=dialect.name, **outcome.log_fields())
         services.metrics.request(outcome)
+        services.usage.record(outcome)
+        services.traffic.record(outcome)
         return response
 
     return endpoint
@@ -139,6 +142,42 @@ async def admin_status(request: Request) -> Response:
     _admin(request)
     services = _services(request)
     return _json(status(services))
+
+
+async def admin_usage(request: Request) -> Response:
+    """Usage rows by hour, grouped as asked; JSON, or CSV with `format=csv` or `Accept: text/csv`."""
+    _admin(request)
+    usage = _services(request).usage
+    params = request.query_params
+    now = time.time()
+    start = usage_rows.parse_time(params.get("from"), now - 86400, "from")
+    end = usage_rows.parse_time(params.get("to"), now, "to")
+    group_by = usage_rows.parse_group_by(params.get("group_by"))
+    form = params.get("format") or ("csv" if "text/csv" in request.headers.get("accept", "") else "json")
+    if form not in ("json", "csv"):
+        raise errors.InvalidRequest(f"'format' is json or csv; got {form[:20]!r}", param="format")
+    rows = await usage.rows(start, end, group_by)
+    if form == "csv":
+        return Response(usage_rows.as_csv(rows, group_by), media_type="text/csv; charset=utf-8")
+    return _json({"object": "list", "data": rows, "from": usage_rows.iso(start), "to": usage_rows.iso(end),
+                  "group_by": list(group_by), "backend": usage.backend})
+
+
+async def admin_traffic(request: Request) -> Response:
+    """The console's chart data: per-second figures after `after` (epoch seconds), at most the last hour."""
+    _admin(request)
+    after = request.query_params.get("after", "")
+    if after and not after.isdigit():
+        raise errors.InvalidRequest("'after' is epoch seconds", param="after")
+    return _json(_services(request).traffic.since(int(after) if after else None))
+
+
+async def console(request: Request) -> Response:
+    """The ops console: one static page; it asks for an admin key and reads /admin/* itself."""
+    page = request.app.state.console
+    return Response(page.body, media_type="text/html; charset=utf-8",
+                    headers={"cache-control": "no-cache", "x-frame-options": "DENY", "referrer-policy": "no-referrer",
+                             "content-security-policy": page.policy, "x-content-type-options": "nosniff"})
 
 
 async def admin_reload(request: Request) -> Response:

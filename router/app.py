@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
-from router import api, openapi
+from router import api, console, openapi
 from router.config import Config, load
 from router.errors import RouterError
 from router.metrics import Metrics, Telemetry
@@ -37,7 +37,7 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
         services = await Services.start(config, log, metrics, Telemetry(metrics, log))
         app.state.services = services
         services.scrub = scrub
-        background: list[asyncio.Task] = []
+        background = [asyncio.get_running_loop().create_task(services.usage.run())]
         if config_path is not None:
             services.reloader = reloader = Reloader(services, config_path)
             if watch:
@@ -81,6 +81,9 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
             Route("/openapi.json", api.openapi, methods=["GET"]),
             Route("/admin/status", api.admin_status, methods=["GET"]),
             Route("/admin/reload", api.admin_reload, methods=["POST"]),
+            Route("/admin/usage", api.admin_usage, methods=["GET"]),
+            Route("/admin/traffic", api.admin_traffic, methods=["GET"]),
+            Route("/console", api.console, methods=["GET"]),
         ],
         lifespan=lifespan,
         exception_handlers={RouterError: api.on_router_error, HTTPException: api.on_http_error,
@@ -89,6 +92,7 @@ def create_app(config: Config, *, config_path: str | None = None, log_format: st
     # `/v1/embeddings/` is a 404, not a redirect whose Location is built from the client's Host header.
     app.router.redirect_slashes = False
     app.state.openapi = openapi.document()
+    app.state.console = console.page()
     metrics = Metrics(lambda: getattr(app.state, "services", None))
     return app
 

@@ -14,10 +14,13 @@ from fnmatch import fnmatchcase
 from router.errors import AuthenticationError
 from router.settings import KeyConfig, KeyLimits
 
-# The development key the shipped config accepts; `serve` refuses to bind a
-# non-loopback address while a key with this hash is configured.
+# The development keys the shipped config accepts (an API key, and an admin key for
+# /admin and the console); `serve` refuses to bind a non-loopback address while a key
+# with either hash is configured.
 DEV_KEY = "sk-router-dev"
 DEV_KEY_SHA256 = hashlib.sha256(DEV_KEY.encode()).hexdigest()
+DEV_ADMIN_KEY = "sk-router-admin-dev"
+DEV_ADMIN_KEY_SHA256 = hashlib.sha256(DEV_ADMIN_KEY.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

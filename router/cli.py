@@ -1,4 +1,4 @@
-"""embeddings-router: serve, check-config, config-reference, keys new, export."""
+"""embeddings-router: serve, check-config, config-reference, keys new, usage, export."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from router import config as config_mod
-from router.auth import DEV_KEY, DEV_KEY_SHA256, new_key
+from router.auth import DEV_ADMIN_KEY_SHA256, DEV_KEY, DEV_KEY_SHA256, new_key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,12 +41,24 @@ def main(argv: list[str] | None = None) -> int:
     new = key_commands.add_parser("new", help="print a fresh key once, and its config entry")
     new.add_argument("name")
 
+    usage = commands.add_parser("usage", help="usage by hour and key/model/deployment: from Redis where the config "
+                                "keeps usage there, else from the running router's /admin/usage")
+    usage.add_argument("--config", default=str(config_mod.DEFAULT_CONFIG))
+    usage.add_argument("--from", dest="start", help="ISO date or time, UTC unless it says (default: 24 hours ago)")
+    usage.add_argument("--to", dest="end", help="ISO date or time (default: now)")
+    usage.add_argument("--group-by", default="key,model", help="any of key, model, deployment, comma-separated")
+    usage.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    usage.add_argument("--url", help="the running router, when usage is in its memory "
+                       "(default: http://server.host:server.port from the config)")
+    usage.add_argument("--admin-key", default=os.environ.get("EMBEDDINGS_ROUTER_ADMIN_KEY"),
+                       help="an admin key, for --url; env EMBEDDINGS_ROUTER_ADMIN_KEY")
+
     export = commands.add_parser("export", help="export the config's local models to ONNX (needs torch)")
     export.add_argument("--config", default=str(config_mod.DEFAULT_CONFIG))
 
     args = parser.parse_args(argv)
     return {"serve": _serve, "check-config": _check, "config-reference": _reference, "keys": _keys,
-            "export": _export}[args.command](args)
+            "usage": _usage, "export": _export}[args.command](args)
 
 
 def _load(path: str) -> config_mod.Config | None:
@@ -86,6 +98,20 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _usage(args: argparse.Namespace) -> int:
+    from router.usage_report import report
+
+    config = _load(args.config)
+    if config is None:
+        return 1
+    try:
+        print(report(config, args), end="")
+    except ValueError as exc:
+        print(f"usage: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from router.local import export, model_files
 
@@ -116,6 +142,11 @@ def _serve(args: argparse.Namespace) -> int:
     if any(k.sha256 == DEV_KEY_SHA256 for k in config.keys) and not _is_loopback(host):
         print(f"refusing to listen on {host}: the config accepts the well-known development key "
               f"{DEV_KEY!r}; remove it from `keys:` (make one with `embeddings-router keys new NAME`) "
+              "or listen on 127.0.0.1", file=sys.stderr)
+        return 1
+    if any(k.sha256 == DEV_ADMIN_KEY_SHA256 for k in config.admin_keys) and not _is_loopback(host):
+        print(f"refusing to listen on {host}: the config accepts the well-known development admin key "
+              "under `admin_keys:`; replace it (make one with `embeddings-router keys new NAME`) "
               "or listen on 127.0.0.1", file=sys.stderr)
         return 1
     options = dict(host=host, port=port, log_level="warning", **uvicorn_options(config.server))

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from router.providers import KINDS
-from router.reader import ConfigError, Section, http_url, one_of, positive, read
+from router.reader import ConfigError, Section, http_url, not_negative, one_of, positive, read
 from router.settings import (
     AdminKeyConfig,
     CacheConfig,
@@ -32,12 +32,35 @@ from router.settings import (
     RedisConfig,
     RoutingConfig,
     ServerConfig,
+    UsageConfig,
 )
 from router.strategies import STRATEGIES
 
-__all__ = ["DEFAULT_CONFIG", "AdminKeyConfig", "CacheConfig", "Config", "ConfigError", "Deployment", "KeyConfig",
-           "KeyLimits", "LimitsConfig", "ModelConfig", "ProviderConfig", "RedisConfig", "RoutingConfig", "Section",
-           "ServerConfig", "http_url", "load", "one_of", "parse", "positive", "read_text", "version_of"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "AdminKeyConfig",
+    "CacheConfig",
+    "Config",
+    "ConfigError",
+    "Deployment",
+    "KeyConfig",
+    "KeyLimits",
+    "LimitsConfig",
+    "ModelConfig",
+    "ProviderConfig",
+    "RedisConfig",
+    "RoutingConfig",
+    "Section",
+    "ServerConfig",
+    "UsageConfig",
+    "http_url",
+    "load",
+    "one_of",
+    "parse",
+    "positive",
+    "read_text",
+    "version_of",
+]
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "router.yaml"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -147,7 +170,8 @@ def _build(root: Section) -> Config:
     admin_keys = _admin_keys(root, {k.sha256 for k in keys})
     config = Config(server, providers, models, keys, read(CacheConfig, root.section("cache")),
                     read(LimitsConfig, root.section("limits")), read(RedisConfig, root.section("redis")),
-                    admin_keys, read(RoutingConfig, root.section("routing")))
+                    read(UsageConfig, root.section("usage")), admin_keys,
+                    read(RoutingConfig, root.section("routing")))
     root.done()
     return config
 
@@ -155,6 +179,7 @@ def _build(root: Section) -> Config:
 def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig]) -> ModelConfig:
     space = section.get("space", str, name)
     unsafe = section.get("unsafe_mixed_spaces", bool, False)
+    price = section.get("price_per_million_tokens", (int, float), None, check=not_negative)
     deployments: list[Deployment] = []
     raw_deployments = section.get("deployments", list)
     if not raw_deployments:
@@ -167,7 +192,9 @@ def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig])
         upstream_model = d.get("model", str)
         if problem := KINDS[providers[provider].kind].check_model(providers[provider].settings, upstream_model):
             raise ConfigError(f"{d.at('model')}: {problem}")
-        deployment = read(Deployment, d, provider=provider, model=upstream_model, space=d.get("space", str, space))
+        deployment = read(Deployment, d, provider=provider, model=upstream_model, space=d.get("space", str, space),
+                          price_per_million_tokens=d.get("price_per_million_tokens", (int, float), price,
+                                                         check=not_negative))
         if deployment.space != space and not unsafe:
             # Vectors of different models are not interchangeable: falling back or balancing
             # across spaces would silently corrupt every vector store behind this name.
@@ -181,7 +208,8 @@ def _model(section: Section, name: str, providers: Mapping[str, ProviderConfig])
         deployments.append(deployment)
     hedge_ms = section.get("hedge_after_ms", int, None, check=positive)
     return read(ModelConfig, section, name=name, space=space, unsafe_mixed_spaces=unsafe,
-                deployments=tuple(deployments), hedge_after_s=hedge_ms / 1000 if hedge_ms is not None else None,
+                price_per_million_tokens=price, deployments=tuple(deployments),
+                hedge_after_s=hedge_ms / 1000 if hedge_ms is not None else None,
                 strategy=section.get("strategy", str, "priority", check=one_of(*STRATEGIES)))
 
 

@@ -29,6 +29,7 @@ from router.settings import (
     RedisConfig,
     RoutingConfig,
     ServerConfig,
+    UsageConfig,
 )
 from router.strategies import STRATEGIES
 
@@ -58,6 +59,7 @@ def sections() -> list[tuple[str, type, str]]:
         ("routing", RoutingConfig, ""), ("routing.cooldown", CooldownPolicy, ""),
         ("keys[]", KeyConfig, ""), ("keys[].limits", KeyLimits, ""), ("admin_keys[]", AdminKeyConfig, ""),
         ("cache", CacheConfig, ""), ("limits", LimitsConfig, ""), ("redis", RedisConfig, ""),
+        ("usage", UsageConfig, ""),
     ]
 
 

@@ -13,12 +13,15 @@ own limits. They are counted in this process: with N replicas, give each
 from __future__ import annotations
 
 import math
+import statistics
+from collections import deque
 from dataclasses import dataclass
 
 from router.breaker import HEALTHY, Breaker, CooldownPolicy, Transition
 from router.settings import Deployment
 
 _EWMA_ALPHA = 0.3  # weight of the newest latency sample
+_RECENT = 64       # successful calls whose latency the admin view's p50 is taken over
 
 
 class _Bucket:
@@ -62,6 +65,7 @@ class DeploymentState:
         self.breaker = Breaker(policy)
         self.in_flight = 0
         self.latency_s: float | None = None   # EWMA of successful calls; None until the first
+        self.recent_s: deque[float] = deque(maxlen=_RECENT)
         self.paused_until = 0.0               # an upstream's Retry-After
         self._rpm = _Bucket(deployment.rpm) if deployment.rpm else None
         self._tpm = _Bucket(deployment.tpm) if deployment.tpm else None
@@ -94,6 +98,7 @@ class DeploymentState:
         self.in_flight -= 1
         self.latency_s = elapsed_s if self.latency_s is None else (
             _EWMA_ALPHA * elapsed_s + (1 - _EWMA_ALPHA) * self.latency_s)
+        self.recent_s.append(elapsed_s)
         if self._tpm is not None:
             self._tpm.take(actual - estimated, now)  # settle the estimate with the real count
         return self.breaker.succeeded(now)
@@ -121,5 +126,6 @@ class DeploymentState:
             "cooldowns": b.trips,
             "in_flight": self.in_flight,
             "latency_ms": round(self.latency_s * 1000, 2) if self.latency_s is not None else None,
+            "latency_p50_ms": round(statistics.median(self.recent_s) * 1000, 2) if self.recent_s else None,
             "paused_for_s": round(max(0.0, self.paused_until - now), 3),
         }

@@ -22,13 +22,15 @@ class Trace:
     tokens_estimated: bool = False
     cache_hits: int = 0
     shared_inputs: int = 0        # answered by another request's in-flight call
+    saved_tokens: int = 0         # of the inputs it did not compute (cache hits and shared)
+    cost_usd: float = 0.0         # of the tokens it computed, at the serving deployments' prices
     upstream_ms: float | None = None
     started: float = field(default_factory=time.perf_counter)
 
     def finish(self, status: int, error: str | None, total_ms: float) -> Outcome:
         return Outcome(self.request_id, self.key, self.model, self.route, self.inputs, self.deployment,
                        self.attempts, self.tokens, self.tokens_estimated, self.cache_hits, self.shared_inputs,
-                       self.upstream_ms, status, error, total_ms)
+                       self.saved_tokens, self.cost_usd, self.upstream_ms, status, error, total_ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,8 @@ class Outcome:
     tokens_estimated: bool
     cache_hits: int
     shared_inputs: int
+    saved_tokens: int
+    cost_usd: float
     upstream_ms: float | None
     status: int
     error: str | None             # the error's code, when it failed

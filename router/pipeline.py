@@ -38,7 +38,7 @@ async def embeddings(services: Services, request: Request, trace: Trace, dialect
                 while misses := await lookup.next_misses():
                     await lookup.store(*await _dispatch(services, route, req, misses, left(), trace))
             vectors, admission.actual = lookup.merged()
-    trace.tokens = admission.actual
+    trace.tokens, trace.saved_tokens = admission.actual, lookup.saved_tokens
     content = dialect.encode(vectors, req, trace)
     return Response(content, media_type="application/json", headers=_headers(trace, admission.headers, runtime))
 
@@ -50,6 +50,7 @@ async def _dispatch(services: Services, route: Route, req: protocol.EmbeddingReq
                             observer=services.telemetry)
     trace.deployment = ",".join(result.served_by)
     trace.attempts += result.attempts
+    trace.cost_usd += result.cost_usd
     trace.tokens_estimated = trace.tokens_estimated or result.tokens_estimated
     return result.vectors, result.item_tokens
 

@@ -87,6 +87,10 @@ def positive(value: float) -> str | None:
     return None if value > 0 else "must be greater than 0"
 
 
+def not_negative(value: float) -> str | None:
+    return None if value >= 0 else "must be 0 or more"
+
+
 def one_of(*choices: str) -> Callable[[str], str | None]:
     def check(value: str) -> str | None:
         return None if value in choices else f"must be one of {', '.join(choices)}; got {value!r}"

@@ -15,6 +15,7 @@ connection limits, cache, limits, redis) are applied at the next restart; `last.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from router.redact import Redactor
 from router.runtime import Runtime, Services
 
 SETTLE_S = 0.2   # a save must be this still before it is read
+_DIFF_LINES = 400  # the admin view's diff of the last applied reload is cut here
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,17 @@ class Reloader:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task] = set()
         self._retiring: list[tuple[Runtime, Runtime]] = []
+        self.last_applied: Outcome | None = None
+        self.last_diff = ""     # of the last applied reload, secrets masked
+        self._text = self._running_text()
+
+    def _running_text(self) -> str | None:
+        """The running config's text, if the file still holds it (the base of the next diff)."""
+        try:
+            text = read_text(self.path)
+        except ConfigError:
+            return None
+        return text if version_of(text) == self._services.runtime.config.version else None
 
     async def reload(self, trigger: str) -> Outcome:
         async with self._lock:  # one at a time: each builds on the snapshot the last one left
@@ -77,6 +90,7 @@ class Reloader:
             log.error("config rejected; the running config keeps serving", trigger=trigger, path=str(self.path),
                       version=outcome.version, error=outcome.error)
         elif outcome.result == "applied":
+            self.last_applied = outcome
             log.info("config reloaded", trigger=trigger, version=outcome.version,
                      restart_required=list(outcome.restart_required))
             warn_unsafe(self._services.runtime.config, log)
@@ -141,6 +155,8 @@ class Reloader:
             self._services.scrub.redactor = Redactor([*current.config.secrets, *config.secrets])
         self._services.runtime = runtime  # the swap: requests read this once
         self._retire(current, runtime)
+        self.last_diff = diff(self._text, text, Redactor([*current.config.secrets, *config.secrets]))
+        self._text = text
         return Outcome("applied", trigger, time.time(), version, restart_required=tuple(
             restart_required(self._services.started_with, config)))
 
@@ -173,6 +189,16 @@ def lockout(running: Config, new: Config) -> str | None:
         return ("admin_keys: the running config has admin keys and this one has none; applying it would "
                 "lock /admin (and POST /admin/reload) out")
     return None
+
+
+def diff(old: str | None, new: str, redactor: Redactor) -> str:
+    """A unified diff of two config texts with every secret either holds masked."""
+    if old is None:
+        return "(the previous config's text was not available: the file had changed before the router read it)"
+    lines = list(difflib.unified_diff(old.splitlines(), new.splitlines(), "running", "applied", lineterm="", n=2))
+    if len(lines) > _DIFF_LINES:
+        lines = [*lines[:_DIFF_LINES], f"... {len(lines) - _DIFF_LINES} more lines"]
+    return redactor("\n".join(lines))
 
 
 def iso(stamp: float) -> str:

@@ -150,6 +150,7 @@ class Dispatched:
     tokens_estimated: bool
     served_by: tuple[str, ...]
     attempts: int
+    cost_usd: float = 0.0   # its tokens at the serving deployments' prices
 
 
 @dataclass(frozen=True)
@@ -180,9 +181,12 @@ async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: 
         raise UpstreamError(f"the deployments of the model '{route.model.name}' answered with vectors of "
                             f"different widths ({sorted({r.vectors.shape[1] for r in results})})")
     vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
+    per_chunk = [_item_tokens(r, run.chunk) for run, r in zip(runs, results)]
+    prices = {f"{d.provider}/{d.model}": d.price_per_million_tokens or 0.0 for d in route.model.deployments}
     return Dispatched(
         vectors=vectors,
-        item_tokens=[t for run, r in zip(runs, results) for t in _item_tokens(r, run.chunk)],
+        item_tokens=[t for tokens in per_chunk for t in tokens],
+        cost_usd=sum(sum(tokens) * prices.get(o[1], 0.0) for tokens, o in zip(per_chunk, outcomes)) / 1e6,
         tokens_estimated=any(r.tokens_estimated for r in results),
         served_by=tuple(dict.fromkeys(o[1] for o in outcomes)),
         attempts=sum(run.attempts for run in runs),

@@ -20,6 +20,8 @@ from router.providers.base import estimate_tokens
 from router.redis_link import RedisLink
 from router.routing import Observer, Routes
 from router.settings import Config, KeyConfig
+from router.traffic import Traffic
+from router.usage import Usage
 
 if TYPE_CHECKING:
     from router.metrics import Metrics
@@ -82,6 +84,8 @@ class Services:
     metrics: Metrics
     started_with: Config
     telemetry: Observer
+    usage: Usage
+    traffic: Traffic = field(default_factory=Traffic)
     reloader: Reloader | None = None
     scrub: ScrubSecrets | None = None   # the log's secret scrubber, told the secrets of each new config
 
@@ -106,8 +110,10 @@ class Services:
             if redis is not None:
                 await redis.aclose()
             raise
+        usage = Usage(redis if config.usage_in_redis else None, retention_days=config.usage.retention_days,
+                      flush_s=config.usage.flush_s, log=log)
         return cls(runtime, Cache(memory, shared), Limiter(backend, estimate_tokens), redis, log, metrics, config,
-                   telemetry)
+                   telemetry, usage)
 
     async def ready(self) -> tuple[bool, str]:
         """Whether this process should get traffic, and if not why."""
@@ -119,5 +125,6 @@ class Services:
         if self.reloader is not None:
             await self.reloader.aclose()
         await self.runtime.aclose()
+        await self.usage.aclose()  # what was counted since the last flush
         if self.redis is not None:
             await self.redis.aclose()

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from router.breaker import CooldownPolicy
-from router.reader import choices, doc, one_of, positive
+from router.reader import choices, doc, not_negative, one_of, positive
 from router.redact import secrets_in
 
 
@@ -73,6 +73,9 @@ class Deployment:
         check=positive))
     tpm: int | None = field(default=None, metadata=doc("tokens per minute to this deployment (per process)",
                                                        check=positive))
+    price_per_million_tokens: float | None = field(default=None, metadata=doc(
+        "USD per million tokens it computes, for `/admin/usage`'s `cost_usd`", kind="number",
+        default="the model's", check=not_negative))
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ class ModelConfig:
     unsafe_mixed_spaces: bool = field(default=False, metadata=doc(
         "allow deployments of different `space`s under one name: their vectors are not comparable, so "
         "mixing them corrupts vector stores; logged and warned about at every load"))
+    price_per_million_tokens: float | None = field(default=None, metadata=doc(
+        "USD per million tokens computed by its deployments (a deployment may set its own); cache hits cost 0",
+        kind="number", default="none (cost 0)", check=not_negative))
 
 
 @dataclass(frozen=True)
@@ -183,6 +189,22 @@ class RedisConfig:
                                                        check=positive))
 
 
+USAGE_BACKENDS = ("auto", "memory", "redis")
+
+
+@dataclass(frozen=True)
+class UsageConfig:
+    backend: str = field(default="auto", metadata=doc(
+        "where per-key usage is counted: Redis where `cache` or `limits` use it (every replica adds up, a "
+        "restart keeps what was flushed), else this process's memory", kind=choices(*USAGE_BACKENDS),
+        check=one_of(*USAGE_BACKENDS)))
+    flush_s: float = field(default=2.0, metadata=doc(
+        "how often counts go to Redis: a crash loses at most this much of one process's usage",
+        check=lambda v: None if 0 < v <= 5 else "must be over 0 and at most 5"))
+    retention_days: int = field(default=90, metadata=doc("hourly rows older than this are dropped",
+                                                         check=positive))
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig
@@ -193,13 +215,18 @@ class Config:
     cache: CacheConfig = field(default=CacheConfig(), metadata={"restart": True})
     limits: LimitsConfig = field(default=LimitsConfig(), metadata={"restart": True})
     redis: RedisConfig = field(default=RedisConfig(), metadata={"restart": True})
+    usage: UsageConfig = field(default=UsageConfig(), metadata={"restart": True})
     admin_keys: tuple[AdminKeyConfig, ...] = ()
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     version: str = field(default="", compare=False)
 
     @property
     def uses_redis(self) -> bool:
-        return "redis" in (self.cache.backend, self.limits.backend)
+        return "redis" in (self.cache.backend, self.limits.backend, self.usage.backend)
+
+    @property
+    def usage_in_redis(self) -> bool:
+        return self.usage.backend == "redis" or (self.usage.backend == "auto" and self.uses_redis)
 
     @property
     def secrets(self) -> list[str]:

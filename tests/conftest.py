@@ -22,7 +22,7 @@ LIMITED_KEY = "sk-test-limited-123456"
 # Every secret a test configures (keys clients send, the upstream's key): none may appear in any
 # router's logs over the whole run (see `log_archive`).
 SECRETS = (KEY, LIMITED_KEY, API_KEY, DEV_KEY, "sk-admin-secret-42", "sk-metered", "sk-rpm60", "sk-tpm600",
-           "sk-rpm10", "sk-temp-", "tei-secret-token", "sk-wrong-key-for-the-fake")
+           "sk-rpm10", "sk-temp-", "sk-rotated-upstream-secret-99", "tei-secret-token", "sk-wrong-key-for-the-fake")
 
 
 class LogArchive:

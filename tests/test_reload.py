@@ -19,7 +19,7 @@ import yaml
 
 from router.app import create_app
 from router.config import load
-from tests.conftest import KEY, Router, config_dict
+from tests.conftest import KEY, Router, config_dict, sha
 from tests.fakes.openai_upstream import vector_for
 from tests.fakes.server import ServerThread
 from tests.processes import RouterProcess
@@ -154,8 +154,28 @@ def test_admin_endpoints_need_an_admin_key(reloadable):
         "provider": "fake", "kind": "openai", "model": "BAAI/bge-base-en-v1.5", "space": "bge-base-en-v1.5",
         "weight": 1.0}
     assert deployment["health"]["state"] == "healthy" and deployment["health"]["in_flight"] == 0
-    assert body["keys"] == {"count": 2, "admin": 1} and body["cache"]["backend"] == "memory"
+    assert body["keys"]["count"] == 2 and body["keys"]["admin"] == 1 and body["cache"]["backend"] == "memory"
+    assert set(body["keys"]["limits"]) == {"test", "limited"}  # by name, as logs and metrics show them
     assert KEY not in status.text and ADMIN_KEY not in status.text and "sk-upstream" not in status.text
+    assert sha(KEY) not in status.text and sha(ADMIN_KEY) not in status.text
+
+
+def test_the_last_applied_reload_shows_its_diff_with_secrets_masked(reloadable, upstream_url):
+    r = reloadable()
+    assert r.admin("GET", "/admin/status").json()["last_applied_reload"] is None
+    config = base_config(upstream_url)
+    config["providers"]["fake"]["api_key"] = "sk-rotated-upstream-secret-99"
+    config["models"]["diffed"] = {"deployments": [{"provider": "fake", "model": "diffed"}]}
+    r.write(config)
+    assert r.admin("POST", "/admin/reload").json()["result"] == "applied"
+    r.write("models: [\n")
+    assert r.admin("POST", "/admin/reload").status_code == 400
+    status = r.admin("GET", "/admin/status").json()
+    assert status["last_reload"]["result"] == "rejected"  # the refusal, and still the diff of what was applied
+    diff = status["last_applied_reload"]["diff"]
+    assert status["last_applied_reload"]["result"] == "applied"
+    assert "+  diffed:" in diff and "--- running" in diff
+    assert "api_key" in diff and "sk-rotated" not in diff and "sk-upstream" not in diff
 
 
 def test_a_changed_file_is_picked_up_by_the_watcher(reloadable, upstream_url):

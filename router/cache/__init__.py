@@ -109,6 +109,7 @@ class Lookup:
         self._fresh_tokens = np.zeros(0, dtype=np.int64)
         self._joined_entries: dict[bytes, Entry] = {}
         self._retry: list[bytes] = []
+        self.saved_tokens = 0  # of the inputs it got without computing them, once merged
 
     # The request computes what `next_misses` gives it, hands each result to `store`, and asks
     # again until nothing is left: first its own misses, then (once) any input another request
@@ -185,7 +186,9 @@ class Lookup:
         known += [(row, joined[key]) for row, key in self._joined_rows]
         width = fresh.shape[1] if fresh is not None else known[0][1].vector.shape[0]
         out = np.empty((len(self._entries), width), dtype=np.float32)
-        tokens = 0
+        tokens, retried = 0, set(self._retry)
+        self.saved_tokens = sum(e.tokens for _, e in known[:self.hits]) + sum(
+            joined[key].tokens for _, key in self._joined_rows if key not in retried)
         for row, entry in known:
             if entry.vector.shape[0] != width:
                 raise UpstreamError(f"cached vectors have {entry.vector.shape[0]} dimensions but the deployment "
