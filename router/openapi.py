@@ -156,6 +156,25 @@ def _plain(summary: str, op: str, body: dict, *statuses: str, method: str = "get
     return {method: operation}
 
 
+def _with_query(path: dict, params: dict[str, dict]) -> dict:
+    for operation in path.values():
+        operation["parameters"] = [{"name": name, "in": "query", "required": False, "schema": schema}
+                                   for name, schema in params.items()]
+    return path
+
+
+def _usage() -> dict:
+    path = _with_query(_plain("Usage rows by hour (admin key)", "adminUsage", {
+        "type": "object", "required": ["data"], "properties": {"data": {"type": "array", "items": {
+            "type": "object", "required": ["hour", "requests", "inputs", "tokens", "cache_hits",
+                                           "cache_saved_tokens", "errors_4xx", "errors_5xx", "cost_usd"]}}}},
+        "400", "401", "403", "500", "503", secured=True),
+        {"from": {"type": "string"}, "to": {"type": "string"}, "group_by": {"type": "string"},
+         "format": {"type": "string", "enum": ["json", "csv"]}})
+    path["get"]["responses"]["200"]["content"]["text/csv"] = {"schema": {"type": "string"}}
+    return path
+
+
 def document() -> dict:
     """The OpenAPI document of every public route."""
     status = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"]}
@@ -208,5 +227,13 @@ def document() -> dict:
                                     "401", "403", "500", secured=True),
             "/admin/reload": _plain("Reload the config file (admin key)", "adminReload", anything,
                                     "400", "401", "403", "500", method="post", secured=True),
+            "/admin/usage": _usage(),
+            "/admin/traffic": _with_query(_plain("Per-second traffic of the last hour (admin key)", "adminTraffic",
+                                                 anything, "400", "401", "403", "500", secured=True),
+                                          {"after": {"type": "string", "pattern": "^[0-9]*$"}}),
+            "/console": {"get": {"summary": "The ops console (an HTML page; it asks for an admin key)",
+                                 "operationId": "console", "security": [],
+                                 "responses": {"200": {"description": "the page",
+                                                       "content": {"text/html": {"schema": {"type": "string"}}}}}}},
         },
     }

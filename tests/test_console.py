@@ -66,7 +66,11 @@ def test_the_console_shows_models_traffic_health_and_reloads(browser, make_upstr
     config["keys"][1]["limits"] = {"tokens_per_day": 1000, "rpm": 600}
     with RouterProcess(config, tmp_path) as router:
         def text(element_id: str) -> str:
-            return browser.find_element(By.ID, element_id).text
+            return shown(f"#{element_id}")
+
+        def shown(selector: str) -> str:  # read in one script: the page redraws its tables while we look
+            return browser.execute_script(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : ''", selector)
 
         def log_in(key: str) -> None:
             field = browser.find_element(By.ID, "key")
@@ -104,12 +108,11 @@ def test_the_console_shows_models_traffic_health_and_reloads(browser, make_upstr
                 assert client.post("/v1/embeddings", json={"model": "text-embedding-3-small",
                                                            "input": f"fails {i}"}).status_code == 502
         row = '[data-deployment="fake/text-embedding-3-small"] .state'
-        until(lambda: browser.find_element(By.CSS_SELECTOR, row).text == "cooling down", "the deployment cool down")
+        until(lambda: shown(row) == "cooling down", "the deployment cool down")
         until(lambda: "upstream_error" in text("errors") or "502" in text("errors"), "the 502s by code")
 
         router.config_path.write_text("models: [this is not: a mapping\n")
-        reason = until(lambda: browser.find_elements(By.ID, "reload-error") and text("reload-error"),
-                       "the refused reload's reason")
+        reason = until(lambda: text("reload-error"), "the refused reload's reason")
         assert "YAML" in str(reason)
 
         page = browser.page_source
