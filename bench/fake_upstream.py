@@ -1,11 +1,15 @@
 """A fast fake OpenAI-compatible upstream for benchmarks: 384-dim vectors,
 answers pre-serialised, so the bench measures the router and not the fake.
 
-    python -m bench.fake_upstream PORT
+    python -m bench.fake_upstream PORT [DELAY_MS]
+
+DELAY_MS: every answer waits this long first, as a real upstream's latency.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sys
 
 import numpy as np
@@ -13,6 +17,7 @@ import orjson
 
 DIMS = 384
 MAX_ITEMS = 2048
+_DELAY_S = float(os.environ.get("FAKE_UPSTREAM_DELAY_MS", "0")) / 1000
 _rng = np.random.default_rng(0)
 _VECTORS = _rng.standard_normal((64, DIMS)).astype(np.float32)
 _ITEMS = [orjson.dumps({"object": "embedding", "index": i, "embedding": _VECTORS[i % 64]},
@@ -31,6 +36,8 @@ async def app(scope, receive, send) -> None:
         body += message.get("body", b"")
         if not message.get("more_body"):
             break
+    if _DELAY_S:
+        await asyncio.sleep(_DELAY_S)
     payload = orjson.loads(body)
     inputs = payload["input"]
     n = 1 if isinstance(inputs, str) or (inputs and isinstance(inputs[0], int)) else len(inputs)
@@ -45,4 +52,7 @@ async def app(scope, receive, send) -> None:
 if __name__ == "__main__":
     import uvicorn
 
+    if len(sys.argv) > 2:
+        os.environ["FAKE_UPSTREAM_DELAY_MS"] = sys.argv[2]
+        _DELAY_S = float(sys.argv[2]) / 1000
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)

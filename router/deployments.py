@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from router.breaker import HEALTHY, Breaker, CooldownPolicy, Transition
+from router.coalesce import Coalescer
 from router.settings import Deployment
 
 _EWMA_ALPHA = 0.3  # weight of the newest latency sample
@@ -58,25 +59,31 @@ class Unavailable:
 
 
 class DeploymentState:
-    def __init__(self, model: str, deployment: Deployment, policy: CooldownPolicy) -> None:
+    def __init__(self, model: str, deployment: Deployment, policy: CooldownPolicy,
+                 coalescer: Coalescer | None = None) -> None:
         self.model = model
+        self.coalescer = coalescer            # set where concurrent chunks share upstream calls
         self.deployment = deployment
         self.label = f"{deployment.provider}/{deployment.model}"
         self.breaker = Breaker(policy)
         self.in_flight = 0
         self.latency_s: float | None = None   # EWMA of successful calls; None until the first
         self.recent_s: deque[float] = deque(maxlen=_RECENT)
+        self.calls = 0                        # upstream calls begun, and the inputs they carried
+        self.inputs_sent = 0
         self.paused_until = 0.0               # an upstream's Retry-After
         self._rpm = _Bucket(deployment.rpm) if deployment.rpm else None
         self._tpm = _Bucket(deployment.tpm) if deployment.tpm else None
 
-    def unavailable(self, now: float, tokens: int, *, use_breaker: bool) -> Unavailable | None:
-        """None when a call of `tokens` may start now."""
+    def unavailable(self, now: float, tokens: int, *, use_breaker: bool, caps: bool = True) -> Unavailable | None:
+        """None when a call of `tokens` may start now (`caps=False`: regardless of the caps)."""
         if use_breaker and not self.breaker.usable(now):
             left = self.breaker.cooldown_left(now)
             return Unavailable("cooling_down", None) if left > 0 else Unavailable("probing", None)
         if now < self.paused_until:
             return Unavailable("retry_after", self.paused_until - now)
+        if not caps:
+            return None
         cap = self.deployment.max_concurrency
         if cap is not None and self.in_flight >= cap:
             return Unavailable("max_concurrency", math.inf)  # until a call ends
@@ -86,8 +93,10 @@ class DeploymentState:
             return Unavailable("tpm", wait)
         return None
 
-    def begin(self, now: float, tokens: int) -> Transition | None:
+    def begin(self, now: float, tokens: int, inputs: int = 1) -> Transition | None:
         self.in_flight += 1
+        self.calls += 1
+        self.inputs_sent += inputs
         if self._rpm is not None:
             self._rpm.take(1, now)
         if self._tpm is not None:
@@ -128,4 +137,7 @@ class DeploymentState:
             "latency_ms": round(self.latency_s * 1000, 2) if self.latency_s is not None else None,
             "latency_p50_ms": round(statistics.median(self.recent_s) * 1000, 2) if self.recent_s else None,
             "paused_for_s": round(max(0.0, self.paused_until - now), 3),
+            "upstream_calls": self.calls,
+            "inputs_per_call": round(self.inputs_sent / self.calls, 2) if self.calls else None,
+            "coalesce_ms": round(self.coalescer.wait_s * 1000, 3) if self.coalescer is not None else 0,
         }

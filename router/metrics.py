@@ -51,6 +51,12 @@ class Metrics:
                                  "failed call", ["model"], registry=r)
         self.hedges = Counter(f"{prefix}hedges", "Slow calls raced by a second call to another deployment",
                               ["model"], registry=r)
+        self.upstream_calls = Counter(f"{prefix}upstream_calls", "Calls to upstreams (and the local models), "
+                                      "by deployment; with coalescing, one carries several requests' inputs",
+                                      ["model", "deployment"], registry=r)
+        self.inputs_per_call = Histogram(f"{prefix}upstream_inputs_per_call", "Inputs per upstream call",
+                                         ["model", "deployment"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
+                                                                            1024, 2048), registry=r)
         r.register(_StateCollector(services))
         # Children looked up once: `.labels()` costs a lock and a dict build per call, eight per request.
         self._latency = {part: self.latency.labels(part) for part in ("total", "router", "upstream")}
@@ -91,6 +97,7 @@ class Telemetry(Observer):
 
     def __init__(self, metrics: Metrics, log: Any) -> None:
         self._metrics, self._log = metrics, log
+        self._calls: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def call_failed(self, target: Target, error: RouterError) -> None:
         self._metrics.upstream_errors.labels(target.state.deployment.provider, error.code or error.type).inc()
@@ -102,6 +109,16 @@ class Telemetry(Observer):
 
     def hedged(self, model: str) -> None:
         self._metrics.hedges.labels(model).inc()
+
+    def called(self, target: Target, inputs: int) -> None:
+        state = target.state
+        labels = (state.model, state.label)
+        children = self._calls.get(labels)
+        if children is None:  # labels are config names: a bounded set
+            children = self._calls[labels] = (self._metrics.upstream_calls.labels(*labels),
+                                              self._metrics.inputs_per_call.labels(*labels))
+        children[0].inc()
+        children[1].observe(inputs)
 
     def health_changed(self, target: Target, transition: Transition) -> None:
         state = target.state

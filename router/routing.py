@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,6 +31,7 @@ import numpy as np
 
 from router.auth import Principal
 from router.breaker import Transition
+from router.coalesce import Coalescer
 from router.deployments import DeploymentState
 from router.errors import (
     InvalidRequest,
@@ -41,7 +43,7 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.providers.base import Capabilities, EmbedResult, Provider, estimate_tokens
-from router.settings import Config, ModelConfig
+from router.settings import Config, Deployment, ModelConfig
 from router.strategies import STRATEGIES
 
 
@@ -110,7 +112,8 @@ class Routes:
                 # pause and breaker were verdicts on what it was.
                 if (state is None or state.deployment != d or state.breaker.policy != routing.cooldown
                         or old_providers.get(d.provider) != config.providers[d.provider]):
-                    state = DeploymentState(model.name, d, routing.cooldown)
+                    state = DeploymentState(model.name, d, routing.cooldown,
+                                            _coalescer(d, providers[d.provider].capabilities(d.model)))
                 self.states[key] = state
                 targets.append(Target(state, providers[d.provider]))
             route = Route(model, tuple(targets), model.max_attempts or routing.max_attempts,
@@ -131,6 +134,12 @@ class Routes:
         return [m for m in self.models.values() if principal.allows(m.name, *m.aliases)]
 
 
+def _coalescer(deployment: Deployment, caps: Capabilities) -> Coalescer | None:
+    """The deployment's own `coalesce_ms`, else its provider's; 0 is off."""
+    wait_s = deployment.coalesce_ms / 1000 if deployment.coalesce_ms is not None else caps.coalesce_s
+    return Coalescer(wait_s, caps.max_batch) if wait_s > 0 else None
+
+
 class Observer:
     """Told what routing does. This one ignores it; `router.metrics.Telemetry` records it."""
 
@@ -139,6 +148,8 @@ class Observer:
     def retried(self, model: str, *, fallback: bool) -> None: ...
 
     def hedged(self, model: str) -> None: ...
+
+    def called(self, target: Target, inputs: int) -> None: ...
 
     def health_changed(self, target: Target, transition: Transition) -> None: ...
 
@@ -274,7 +285,8 @@ class _ChunkRun:
         route, now = self.request.route, asyncio.get_running_loop().time()
         ready = [t for t in self.targets
                  if t is not exclude and t not in self.barred and self.not_before.get(t, 0.0) <= now
-                 and t.state.unavailable(now, self.tokens, use_breaker=route.use_breaker) is None]
+                 and t.state.unavailable(now, self.tokens, use_breaker=route.use_breaker,
+                                         caps=not self._joinable(t)) is None]
         if not ready:
             return None
         return ready[0] if len(ready) == 1 else route.strategy(ready, route.rng)
@@ -289,7 +301,8 @@ class _ChunkRun:
                 if t in self.barred:
                     continue
                 backoff = self.not_before.get(t, 0.0) - now
-                why = t.state.unavailable(now, self.tokens, use_breaker=route.use_breaker)
+                why = t.state.unavailable(now, self.tokens, use_breaker=route.use_breaker,
+                                          caps=not self._joinable(t))
                 if why is None:
                     waits.append(max(0.0, backoff))
                     reasons.add("backoff")
@@ -306,6 +319,12 @@ class _ChunkRun:
             await route.wait_freed(min(wait, left))
             if target := self._ready():
                 return target
+
+    def _joinable(self, target: Target) -> bool:
+        """Whether a batch for this chunk's options is filling at the target: joining it takes no
+        slot of the deployment's caps (the batch's one call waits for its slot)."""
+        coalescer = target.state.coalescer
+        return coalescer is not None and coalescer.filling((self.request.tokens, self.request.dimensions))
 
     def _unavailable(self, reasons: set[str], retry_after: float | None) -> RouterError:
         if self.last_error is not None:
@@ -344,44 +363,26 @@ class _ChunkRun:
             cancel_quietly(racing)
 
     async def _call(self, target: Target) -> EmbedResult:
-        request, state = self.request, target.state
-        loop = asyncio.get_running_loop()
+        request, loop = self.request, asyncio.get_running_loop()
         self.attempts += 1
         self.last_target = target
-        started = loop.time()
-        if transition := state.begin(started, self.tokens):
-            request.observer.health_changed(target, transition)
+        coalescer = target.state.coalescer
         try:
             async with asyncio.timeout_at(request.deadline):
-                result = await _embed(target, self.chunk, request)
+                if coalescer is None:
+                    return await _upstream(target, request, self.chunk, self.tokens)
+                return await coalescer.embed((request.tokens, request.dimensions), self.chunk,
+                                             functools.partial(_gate, target, request),
+                                             functools.partial(_upstream, target, request))
         except TimeoutError:
-            state.abandoned()  # the request ran out of time; not a verdict on the deployment
             raise UpstreamTimeout(f"no answer within the request deadline ({request.timeout_s:g} s)") from None
         except RouterError as exc:
-            now = loop.time()
-            if exc.retry_after is not None:  # an upstream may ask for a day; we wait at most this
-                exc.retry_after = min(exc.retry_after, request.route.max_retry_after_s)
-            if not _blames_deployment(exc):
-                state.abandoned()
-                raise
-            transition = state.failed(now, exc.retry_after)
-            request.observer.call_failed(target, exc)
-            if transition:
-                request.observer.health_changed(target, transition)
-            if exc.retry_here:
-                self.not_before[target] = now + self._backoff(exc)
-            else:
-                self.barred.add(target)
+            if _blames_deployment(exc):
+                if exc.retry_here:
+                    self.not_before[target] = loop.time() + self._backoff(exc)
+                else:
+                    self.barred.add(target)
             raise
-        except BaseException:
-            state.abandoned()
-            raise
-        finally:
-            request.route.freed()
-        now = loop.time()
-        if transition := state.succeeded(now, now - started, self.tokens, result.tokens):
-            request.observer.health_changed(target, transition)
-        return result
 
     def _backoff(self, error: RouterError) -> float:
         """Before this chunk tries the same deployment again: exponential with full jitter,
@@ -389,6 +390,51 @@ class _ChunkRun:
         route = self.request.route
         ceiling = min(route.backoff_max_s, route.backoff_s * 2 ** (self.attempts - 1))
         return max(route.rng.uniform(0, ceiling), error.retry_after or 0.0)
+
+
+async def _upstream(target: Target, request: _Request, inputs: Sequence, tokens: int | None = None) -> EmbedResult:
+    """One upstream call, as the deployment's state counts it (in flight, caps, health, latency).
+    `tokens`: the call's estimate for the deployment's `tpm`, worked out here when not given."""
+    state, loop = target.state, asyncio.get_running_loop()
+    if tokens is None:
+        tokens = sum(estimate_tokens(inputs)) if state.deployment.tpm else 0
+    started = loop.time()
+    if transition := state.begin(started, tokens, len(inputs)):
+        request.observer.health_changed(target, transition)
+    request.observer.called(target, len(inputs))
+    try:
+        result = await _embed(target, inputs, request)
+    except RouterError as exc:
+        if exc.retry_after is not None:  # an upstream may ask for a day; we wait at most this
+            exc.retry_after = min(exc.retry_after, request.route.max_retry_after_s)
+        if not _blames_deployment(exc):
+            state.abandoned()
+            raise
+        transition = state.failed(loop.time(), exc.retry_after)
+        request.observer.call_failed(target, exc)
+        if transition:
+            request.observer.health_changed(target, transition)
+        raise
+    except BaseException:
+        state.abandoned()  # cancelled (a deadline, a hang-up): not a verdict on the deployment
+        raise
+    finally:
+        request.route.freed()
+    now = loop.time()
+    if transition := state.succeeded(now, now - started, tokens, result.tokens):
+        request.observer.health_changed(target, transition)
+    return result
+
+
+async def _gate(target: Target, request: _Request, tokens: int) -> None:
+    """Until the deployment may take one more call: a coalesced batch waits here (still filling)
+    for its caps; a cooled-down deployment fails it, so its chunks go elsewhere."""
+    route, loop = request.route, asyncio.get_running_loop()
+    while (why := target.state.unavailable(loop.time(), tokens, use_breaker=route.use_breaker)) is not None:
+        if why.wait_s is None:
+            raise Overloaded(f"deployment {target.label} of the model '{route.model.name}' is cooling down",
+                             code="no_healthy_deployment")
+        await route.wait_freed(min(why.wait_s, 0.05))
 
 
 async def _embed(target: Target, inputs: Sequence, request: _Request) -> EmbedResult:

@@ -76,6 +76,9 @@ class Deployment:
     price_per_million_tokens: float | None = field(default=None, metadata=doc(
         "USD per million tokens it computes, for `/admin/usage`'s `cost_usd`", kind="number",
         default="the model's", check=not_negative))
+    coalesce_ms: float | None = field(default=None, metadata=doc(
+        "share upstream calls among concurrent requests (see the provider's `coalesce_ms`); 0 turns it off "
+        "for this deployment", kind="number (ms)", default="the provider's", check=not_negative))
 
 
 @dataclass(frozen=True)

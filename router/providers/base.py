@@ -41,6 +41,7 @@ class Capabilities:
     supports_dimensions: bool   # passes `dimensions` through
     accepts_tokens: bool        # token-id arrays may be forwarded as they are
     tokenizer: TokenDecoder | None = None   # else token-id arrays are decoded to text with this
+    coalesce_s: float = 0.0     # concurrent chunks wait this long to share one call (0: each its own)
 
 
 @dataclass(frozen=True)

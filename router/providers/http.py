@@ -32,7 +32,7 @@ from router.errors import (
     UpstreamTimeout,
 )
 from router.providers.base import BaseProvider, Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
-from router.reader import Section, choices, doc, http_url, positive, read
+from router.reader import Section, choices, doc, http_url, not_negative, positive, read
 from router.redact import MAX_COPIED_CHARS, Redactor, secrets_in
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
@@ -50,6 +50,10 @@ class HTTPSettings:
     max_batch: int = field(default=2048, metadata=doc("inputs per upstream call; larger requests are split "
                                                       "and the chunks sent concurrently", check=positive))
     max_concurrency: int = field(default=64, metadata=doc("calls in flight to this provider", check=positive))
+    coalesce_ms: float = field(default=0.0, metadata=doc(
+        "concurrent requests' inputs for one deployment wait up to this long (or until `max_batch` inputs "
+        "wait) to go upstream as one call; 0 is off. A deployment's own `coalesce_ms` overrides it",
+        kind="number (ms)", check=not_negative))
     supports_dimensions: bool = field(default=True, metadata=doc(
         "the API takes `dimensions`; where it does not, a model declared `matryoshka` is truncated and "
         "renormalised here, any other gets a 400"))
@@ -141,7 +145,7 @@ class HTTPProvider(BaseProvider):
         # Everything this upstream says is scrubbed of our credentials before anyone sees it.
         self._redact = Redactor([*secrets_in(settings), *self.headers().values()], upstream=True)
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens,
-                                  tokenizer)
+                                  tokenizer, settings.coalesce_ms / 1000)
 
     def headers(self) -> dict[str, str]:
         """Headers on every call: the credential, by default as a bearer token."""

@@ -78,6 +78,7 @@ class FakeAPI:
     faults: deque = field(default_factory=deque)
     requests: list = field(default_factory=list)
     chaos: Chaos | None = None
+    refuse: frozenset = frozenset()   # inputs the API refuses with a 400, wherever they are in a call
     tamper: Any = None   # a function (200 body -> body) that makes the answer lie, for hostile-upstream tests
     in_flight: int = 0
     max_in_flight: int = 0
@@ -165,6 +166,8 @@ class FakeAPI:
             return self.error(404, f"model {call.model!r} not found")
         if call.dimensions is not None and not (isinstance(call.dimensions, int) and 1 <= call.dimensions <= DIMS):
             return self.error(400, f"dimensions must be from 1 to {DIMS}")
+        if refused := [x for x in call.inputs if isinstance(x, str) and x in self.refuse]:
+            return self.error(400, f"input {refused[0]!r} violates the usage policy")
         if not call.inputs or len(call.inputs) > self.max_batch:
             return self.error(400, f"between 1 and {self.max_batch} inputs per call, got {len(call.inputs)}")
         vectors = [vector_for(call.model, item, call.dimensions) for item in call.inputs]
