@@ -6,8 +6,8 @@ across config reloads while the deployment's settings stay the same, so a
 reload neither forgets a sick upstream nor resets its caps.
 
 The caps (`max_concurrency`, `rpm`, `tpm`) keep the router under a provider's
-own limits. They are counted in this process: with N replicas, give each
-1/N of the provider's limit.
+own limits. They are counted in this process, and with `limits.backend: redis`
+in Redis too (`router.deployment_caps`), so N replicas together keep one cap.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ import numpy as np
 from router.auth import Principal
 from router.breaker import Transition
 from router.coalesce import Coalescer
+from router.deployment_caps import AtCapacity, SharedCaps
 from router.deployments import DeploymentState
 from router.errors import (
     InvalidRequest,
@@ -62,7 +63,7 @@ class Route:
 
     def __init__(self, model: ModelConfig, targets: tuple[Target, ...], max_attempts: int,
                  backoff: tuple[float, float], rng: random.Random, *, max_retry_after_s: float = 60.0,
-                 widths: dict[str, int] | None = None) -> None:
+                 widths: dict[str, int] | None = None, shared_caps: SharedCaps | None = None) -> None:
         self.model, self.targets, self.max_attempts = model, targets, max_attempts
         self.backoff_s, self.backoff_max_s = backoff
         self.max_retry_after_s = max_retry_after_s
@@ -74,6 +75,7 @@ class Route:
         # With one deployment there is nothing to fail over to: cooling it down would
         # turn a partial outage into a full one, so its breaker only reports.
         self.use_breaker = len(targets) > 1
+        self.shared_caps = shared_caps   # the deployments' caps across replicas (Redis), if counted there
         self._freed: asyncio.Event | None = None
 
     def freed(self) -> None:
@@ -91,10 +93,13 @@ class Route:
 
 class Routes:
     def __init__(self, config: Config, providers: Mapping[str, Provider], previous: Routes | None = None,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, shared_caps: SharedCaps | None = None) -> None:
         """`previous`: the snapshot this one replaces; a deployment whose settings did not
-        change keeps its state (health, latency, caps)."""
+        change keeps its state (health, latency, caps). `shared_caps`: count the deployments'
+        caps in Redis too (kept from `previous` when not given)."""
         self._by_name: dict[str, Route] = {}
+        self.shared_caps: SharedCaps | None = shared_caps or (previous.shared_caps if previous is not None
+                                                              else None)
         self.models = config.models
         self.states: dict[tuple[str, str, str], DeploymentState] = {}
         self.providers = config.providers
@@ -118,7 +123,8 @@ class Routes:
                 targets.append(Target(state, providers[d.provider]))
             route = Route(model, tuple(targets), model.max_attempts or routing.max_attempts,
                           (routing.backoff_s, routing.backoff_max_s), rng,
-                          max_retry_after_s=routing.max_retry_after_s, widths=self.widths)
+                          max_retry_after_s=routing.max_retry_after_s, widths=self.widths,
+                          shared_caps=self.shared_caps)
             for name in (model.name, *model.aliases):
                 self._by_name[name] = route
 
@@ -275,6 +281,9 @@ class _ChunkRun:
             try:
                 result, served = await self._attempt(target)
                 return result, served.label
+            except AtCapacity as busy:  # no call was made: skip it until its cap allows one
+                self.attempts -= 1
+                self.not_before[target] = asyncio.get_running_loop().time() + busy.wait_s
             except RouterError as exc:
                 self.last_error = exc
                 if not exc.retryable or self.attempts >= route.max_attempts:
@@ -398,12 +407,16 @@ async def _upstream(target: Target, request: _Request, inputs: Sequence, tokens:
     state, loop = target.state, asyncio.get_running_loop()
     if tokens is None:
         tokens = sum(estimate_tokens(inputs)) if state.deployment.tpm else 0
+    shared = request.route.shared_caps
+    lease = await shared.acquire(state, tokens) if shared is not None else None  # AtCapacity: nothing counted
     started = loop.time()
     if transition := state.begin(started, tokens, len(inputs)):
         request.observer.health_changed(target, transition)
     request.observer.called(target, len(inputs))
+    extra = 0  # tokens the call took beyond its estimate, settled with the shared tpm
     try:
         result = await _embed(target, inputs, request)
+        extra = result.tokens - tokens if state.deployment.tpm else 0
     except RouterError as exc:
         if exc.retry_after is not None:  # an upstream may ask for a day; we wait at most this
             exc.retry_after = min(exc.retry_after, request.route.max_retry_after_s)
@@ -420,6 +433,9 @@ async def _upstream(target: Target, request: _Request, inputs: Sequence, tokens:
         raise
     finally:
         request.route.freed()
+        if lease is not None:
+            assert shared is not None
+            shared.release(state, lease, extra)
     now = loop.time()
     if transition := state.succeeded(now, now - started, tokens, result.tokens):
         request.observer.health_changed(target, transition)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.auth import KeyStore
 from router.cache import Cache, MemoryStore, RedisStore
+from router.deployment_caps import SharedCaps
 from router.limits import Limiter
 from router.limits.memory import MemoryBackend
 from router.limits.redis import RedisBackend
@@ -39,7 +40,8 @@ class Runtime:
     loaded_at: float = field(default_factory=time.time)
 
     @classmethod
-    async def start(cls, config: Config, previous: Runtime | None = None) -> Runtime:
+    async def start(cls, config: Config, previous: Runtime | None = None,
+                    shared_caps: SharedCaps | None = None) -> Runtime:
         """Build a snapshot; a provider whose settings did not change is taken over from `previous`
         (its HTTP connections and loaded models with it). New local models are warmed here, before
         the snapshot can serve."""
@@ -59,7 +61,8 @@ class Runtime:
                 await provider.aclose()
             raise
         admins = KeyStore(KeyConfig(k.name, k.sha256, models=()) for k in config.admin_keys)
-        routes = Routes(config, providers, previous.routes if previous is not None else None)
+        routes = Routes(config, providers, previous.routes if previous is not None else None,
+                        shared_caps=shared_caps)
         return cls(config, KeyStore(config.keys), admins, routes, providers)
 
     async def aclose(self, keep: Runtime | None = None) -> None:
@@ -98,14 +101,16 @@ class Services:
         memory = (MemoryStore(config.cache.max_bytes, config.cache.ttl_s)
                   if config.cache.backend in ("memory", "redis") else None)
         shared = RedisStore(redis, config.cache.ttl_s) if config.cache.backend == "redis" and redis else None
+        shared_caps = None
         if config.limits.backend == "redis" and redis is not None:
             # A lease outlives the longest request, so a crashed replica's concurrency slots come back.
             backend: RedisBackend | MemoryBackend = RedisBackend(redis, on_error=config.limits.on_redis_error,
                                    lease_s=config.server.request_timeout_s + 30)
+            shared_caps = SharedCaps(redis, lease_s=config.server.request_timeout_s + 30)
         else:
             backend = MemoryBackend()
         try:
-            runtime = await Runtime.start(config)
+            runtime = await Runtime.start(config, shared_caps=shared_caps)
         except BaseException:
             if redis is not None:
                 await redis.aclose()

@@ -67,11 +67,13 @@ class Deployment:
     space: str = field(default="", metadata=doc(
         "the embedding space its vectors live in; must be the model's", default="the model's `space`"))
     max_concurrency: int | None = field(default=None, metadata=doc(
-        "calls in flight to this deployment; more wait for a slot or go to another deployment", check=positive))
-    rpm: int | None = field(default=None, metadata=doc(
-        "calls per minute to this deployment (counted per router process: with N replicas give each 1/N)",
+        "calls in flight to this deployment (across replicas with `limits.backend: redis`, else per process); "
+        "more wait for a slot or go to another deployment",
         check=positive))
-    tpm: int | None = field(default=None, metadata=doc("tokens per minute to this deployment (per process)",
+    rpm: int | None = field(default=None, metadata=doc(
+        "calls per minute to this deployment (across replicas with `limits.backend: redis`, else per process)",
+        check=positive))
+    tpm: int | None = field(default=None, metadata=doc("tokens per minute to this deployment (counted as `rpm`)",
                                                        check=positive))
     price_per_million_tokens: float | None = field(default=None, metadata=doc(
         "USD per million tokens it computes, for `/admin/usage`'s `cost_usd`", kind="number",

@@ -166,10 +166,9 @@ def test_concurrent_requests_go_upstream_together(make_router, make_upstream):
     assert sum(a.json()["usage"]["prompt_tokens"] for a in answers) == tokens_of(texts)
     assert len(upstream.requests) <= 8 and upstream.max_in_flight == 1
     metrics = httpx.get(f"{router.url}/metrics").text
-    calls = f'embeddings_router_upstream_calls_total{{deployment="fake/{MODEL}",model="{MODEL}"}} ' \
-            f"{float(len(upstream.requests))}"
-    assert calls in metrics
-    assert f'embeddings_router_upstream_inputs_per_call_sum{{deployment="fake/{MODEL}",model="{MODEL}"}} 24.0' in metrics
+    labels = f'{{deployment="fake/{MODEL}",model="{MODEL}"}}'
+    assert f"embeddings_router_upstream_calls_total{labels} {float(len(upstream.requests))}" in metrics
+    assert f"embeddings_router_upstream_inputs_per_call_sum{labels} 24.0" in metrics
 
 
 def test_a_poisoned_input_fails_only_its_own_request(make_router, make_upstream):

@@ -93,8 +93,9 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 
 class RedisBackend:
-    def __init__(self, link: RedisLink, *, on_error: str, lease_s: float) -> None:
+    def __init__(self, link: RedisLink, *, on_error: str, lease_s: float, namespace: str = "limits") -> None:
         self._link, self._on_error, self._lease_s = link, on_error, lease_s
+        self._namespace = namespace
         self._acquire = link.client.register_script(ACQUIRE)
         self._release = link.client.register_script(RELEASE)
         self.unchecked = 0  # requests decided by on_redis_error, for metrics
@@ -106,7 +107,7 @@ class RedisBackend:
         for rule in rules:
             scope = f":m:{hashlib.blake2b(rule.scope.encode(), digest_size=6).hexdigest()}" if rule.scope else ""
             suffix = f":{day}" if rule.kind == "tokens_per_day" else ""
-            keys.append(f"{self._link.prefix}limits:{{{tag}}}{scope}:{rule.kind}{suffix}")
+            keys.append(f"{self._link.prefix}{self._namespace}:{{{tag}}}{scope}:{rule.kind}{suffix}")
         return keys
 
     async def acquire(self, key: str, rules: tuple[Rule, ...], tokens: int, lease: str) -> Verdict:
