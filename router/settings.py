@@ -17,6 +17,18 @@ from router.reader import choices, doc, not_negative, one_of, positive
 from router.redact import secrets_in
 
 
+def redis_url(value: str) -> str | None:
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
+        return None
+    if scheme == "redis+sentinel":
+        parts = urlsplit(value)
+        if not parts.netloc or not [p for p in parts.path.split("/") if p]:
+            return "a Sentinel URL is redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]"
+        return None
+    return "must be a redis://, rediss://, unix://, redis+cluster:// or redis+sentinel:// URL"
+
+
 def sha256_hex(value: str) -> str | None:
     return None if re.fullmatch(r"[0-9a-f]{64}", value) else "must be 64 lowercase hex characters (sha256 of the key)"
 
@@ -186,9 +198,10 @@ class LimitsConfig:
 @dataclass(frozen=True)
 class RedisConfig:
     url: str = field(default="redis://127.0.0.1:6379/0", metadata=doc(
-        "the shared Redis, for `cache.backend` or `limits.backend: redis`", kind="redis:// URL",
-        check=lambda u: None if u.startswith(("redis://", "rediss://", "unix://"))
-        else "must be a redis://, rediss:// or unix:// URL"))
+        "the shared Redis, for `cache`, `limits` or `usage` in Redis: `redis://` (or `rediss://`, `unix://`) "
+        "one server; `redis+cluster://HOST:PORT` a Redis Cluster, from any one node; "
+        "`redis+sentinel://HOST:PORT[,HOST:PORT]/SERVICE[/DB]` the master Sentinel names",
+        kind="Redis URL", check=redis_url))
     prefix: str = field(default="embeddings-router:", metadata=doc("of every key the router writes"))
     timeout_s: float = field(default=0.5, metadata=doc("per Redis call; a slower Redis counts as down",
                                                        check=positive))

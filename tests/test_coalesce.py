@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from router.coalesce import Coalescer, _apportion
@@ -211,3 +212,50 @@ def test_a_deployment_override_turns_coalescing_off(make_router, make_upstream):
     router = make_router(coalescing_config(url, provider_ms=20, coalesce_ms=0))
     send_all(router.url, [f"t{i}" for i in range(6)])
     assert len(upstream.requests) == 6
+
+
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "poison"]
+
+
+@pytest.fixture
+def coalescing_pair(make_router, make_upstream):
+    """A model whose primary coalesces (max_batch 4, so requests are chunked too) and whose
+    backup does not; both refuse the input "poison"."""
+    primary, primary_url = make_upstream(refuse=frozenset({"poison"}), max_batch=4)
+    backup, backup_url = make_upstream(refuse=frozenset({"poison"}))
+    config = config_dict(primary_url)
+    config["providers"]["fake"].update(coalesce_ms=3, max_batch=4)
+    config["providers"]["backup"] = {**config["providers"]["fake"], "base_url": f"{backup_url}/v1",
+                                     "coalesce_ms": 0, "max_batch": 64}
+    config["models"][MODEL]["deployments"].append({"provider": "backup", "model": MODEL})
+    config["routing"] = {"backoff_s": 0.01}
+    return primary, backup, make_router(config)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.sampled_from(WORDS), min_size=1, max_size=9), min_size=1, max_size=16),
+       st.integers(0, 3))
+def test_coalesced_answers_are_what_uncoalesced_calls_would_give(coalescing_pair, requests, failures):
+    """Concurrent requests, with cache hits (words repeat), chunking, primary failures that fall
+    back, and a poisoned input: each answer is exactly its own vectors in order, or its own 400."""
+    primary, _, router = coalescing_pair
+    primary.faults.clear()
+    primary.fail_next(500, times=failures)
+
+    def one(inputs: list[str]) -> tuple[float, httpx.Response]:
+        started = time.monotonic()
+        answer = httpx.post(f"{router.url}/v1/embeddings", json={"model": MODEL, "input": inputs},
+                            headers={"authorization": f"Bearer {KEY}"}, timeout=30)
+        return time.monotonic() - started, answer
+
+    with ThreadPoolExecutor(len(requests)) as pool:
+        results = list(pool.map(one, requests))
+    for inputs, (took, answer) in zip(requests, results):
+        assert took < 5 + 1  # the request deadline (config_dict: 5 s), and a margin
+        if "poison" in inputs:
+            assert answer.status_code == 400, answer.text
+            assert "usage policy" in answer.json()["error"]["message"]
+        else:
+            assert answer.status_code == 200, answer.text
+            got = np.float32([d["embedding"] for d in answer.json()["data"]])
+            np.testing.assert_array_equal(got, np.stack([vector_for(MODEL, text) for text in inputs]))

@@ -27,7 +27,9 @@ class RedisStore:
         if not self._link.usable:
             return [None] * len(keys)
         try:
-            values = await self._link.client.mget([self._prefix + k.hex().encode() for k in keys])
+            names = [self._prefix + k.hex().encode() for k in keys]
+            client = self._link.client  # a Cluster spreads the keys over slots: one MGET per node
+            values = await (client.mget_nonatomic(names) if self._link.cluster else client.mget(names))
         except ERRORS as exc:
             self._link.failed(exc, "cache")
             return [None] * len(keys)
