@@ -111,6 +111,23 @@ async def test_a_failed_call_fails_every_chunk_in_it_and_a_batch_nobody_waits_fo
     assert idle.calls == [] and not coalescer.filling("o")
 
 
+async def test_a_chunk_whose_deadline_passes_leaves_without_taking_the_call_down():
+    coalescer = Coalescer(0.005, 100)
+
+    async def slow(inputs: Sequence) -> EmbedResult:
+        await asyncio.sleep(0.1)
+        return EmbedResult(np.stack([row(x) for x in inputs]), len(inputs))
+
+    async def hurried() -> EmbedResult:
+        async with asyncio.timeout(0.03):  # as routing bounds each chunk by its request's deadline
+            return await coalescer.embed("o", ["hurried"], open_gate, slow)
+
+    results = await asyncio.gather(hurried(), coalescer.embed("o", ["patient"], open_gate, slow),
+                                   return_exceptions=True)
+    assert isinstance(results[0], TimeoutError)
+    assert isinstance(results[1], EmbedResult) and results[1].vectors.shape == (1, 8)
+
+
 async def test_a_batch_waiting_for_a_slot_keeps_filling():
     coalescer = Coalescer(0.001, 100)
     call, slot = FakeCall(), asyncio.Event()
