@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -30,8 +31,10 @@ async def embeddings(services: Services, request: Request, trace: Trace, dialect
     trace.model, trace.inputs = req.model, len(req.inputs)
     route = runtime.routes.resolve(req.model, principal)
     trace.route = route.model.name
+    if req.input_type is not None and not route.takes_input_type:
+        req = dataclasses.replace(req, input_type=None)  # no deployment of it sends one: same vectors, same cache
     async with services.limiter.admit(principal, route.model.name, req.inputs) as admission:
-        keys = cache_keys(route.model.space, req.dimensions, req.inputs, req.tokens)
+        keys = cache_keys(route.model.space, req.dimensions, req.inputs, req.tokens, req.input_type)
         with await services.cache.lookup(keys, req.inputs, read=not _no_cache(request)) as lookup:
             trace.cache_hits, trace.shared_inputs = lookup.hits, lookup.shared
             async with _bounded(request, runtime.config.server.request_timeout_s, trace, lookup.waits) as left:
@@ -47,7 +50,7 @@ async def _dispatch(services: Services, route: Route, req: protocol.EmbeddingReq
                     timeout_s: float, trace: Trace) -> tuple[np.ndarray, list[int]]:
     """The misses' vectors and tokens, from the route's deployments."""
     result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions, timeout_s=timeout_s,
-                            observer=services.telemetry)
+                            observer=services.telemetry, input_type=req.input_type)
     trace.deployment = ",".join(result.served_by)
     trace.attempts += result.attempts
     trace.cost_usd += result.cost_usd

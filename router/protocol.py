@@ -32,6 +32,7 @@ class EmbeddingRequest:
     dimensions: int | None = None
     user: str | None = None
     output_dtype: str = "float"   # Voyage's field: float, or binary/ubinary computed from the floats
+    input_type: str | None = None  # what the texts are for (INPUT_TYPES), for upstreams that take it
     options: Mapping[str, Any] = field(default_factory=dict)  # a dialect's own, for its encode (Cohere's types)
 
 
@@ -57,7 +58,23 @@ def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
         raise InvalidRequest("'user' must be a string", param="user")
     refuse_off(payload, "truncation", TRUNCATES)  # Voyage's: refuse over-long inputs rather than cut them
     return EmbeddingRequest(model, inputs, tokens, encoding, dimensions if dimensions is not None else voyage,
-                            user, _output_dtype(payload.get("output_dtype"), model))
+                            user, _output_dtype(payload.get("output_dtype"), model),
+                            input_type_of(payload.get("input_type"), VOYAGE_INPUT_TYPES))
+
+
+# What the texts are for, in Cohere's words (the router's); Voyage's two map onto them.
+INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
+VOYAGE_INPUT_TYPES = {"document": "search_document", "query": "search_query"}
+
+
+def input_type_of(value: object, accepted: Mapping[str, str]) -> str | None:
+    """A dialect's `input_type` in the router's words; None when absent."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or value not in accepted:
+        raise InvalidRequest(f"'input_type' must be one of {', '.join(accepted)}; got {_short(value)}",
+                             param="input_type")
+    return accepted[value]
 
 
 def json_object(body: bytes) -> dict:

@@ -75,6 +75,10 @@ class Route:
         # With one deployment there is nothing to fail over to: cooling it down would
         # turn a partial outage into a full one, so its breaker only reports.
         self.use_breaker = len(targets) > 1
+        # Whether a request's `input_type` changes its vectors (some deployment sends it upstream):
+        # only then does it reach the upstream, the cache key and the coalescing options.
+        self.takes_input_type = any(t.provider.capabilities(t.state.deployment.model).takes_input_type
+                                    for t in targets)
         self.shared_caps = shared_caps   # the deployments' caps across replicas (Redis), if counted there
         self._freed: asyncio.Event | None = None
 
@@ -178,14 +182,20 @@ class _Request:
     deadline: float          # on the event loop's clock
     timeout_s: float         # the whole request's, for messages
     observer: Observer
+    input_type: str | None = None
+
+    @property
+    def options(self) -> tuple:
+        """What the upstream receives besides the inputs: requests that share it may share a call."""
+        return self.tokens, self.dimensions, self.input_type
 
 
 async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: int | None,
-                   timeout_s: float, observer: Observer | None = None) -> Dispatched:
+                   timeout_s: float, observer: Observer | None = None, input_type: str | None = None) -> Dispatched:
     """Every input's vector, in order, within `timeout_s` from now."""
     targets = _eligible(route, tokens=tokens, dimensions=dimensions)
     request = _Request(route, tokens, dimensions, asyncio.get_running_loop().time() + timeout_s, timeout_s,
-                       observer or Observer())
+                       observer or Observer(), input_type)
     # One chunk size that every deployment can take, so a chunk moves between them whole.
     size = min(t.provider.capabilities(t.state.deployment.model).max_batch for t in targets)
     runs = [_ChunkRun(request, targets, inputs[i: i + size]) for i in range(0, len(inputs), size)]
@@ -333,7 +343,7 @@ class _ChunkRun:
         """Whether a batch for this chunk's options is filling at the target: joining it takes no
         slot of the deployment's caps (the batch's one call waits for its slot)."""
         coalescer = target.state.coalescer
-        return coalescer is not None and coalescer.filling((self.request.tokens, self.request.dimensions))
+        return coalescer is not None and coalescer.filling(self.request.options)
 
     def _unavailable(self, reasons: set[str], retry_after: float | None) -> RouterError:
         if self.last_error is not None:
@@ -380,7 +390,7 @@ class _ChunkRun:
             async with asyncio.timeout_at(request.deadline):
                 if coalescer is None:
                     return await _upstream(target, request, self.chunk, self.tokens)
-                return await coalescer.embed((request.tokens, request.dimensions), self.chunk,
+                return await coalescer.embed(request.options, self.chunk,
                                              functools.partial(_gate, target, request),
                                              functools.partial(_upstream, target, request))
         except TimeoutError:
@@ -460,7 +470,8 @@ async def _embed(target: Target, inputs: Sequence, request: _Request) -> EmbedRe
     if request.tokens and not caps.accepts_tokens and caps.tokenizer is not None:
         inputs = caps.tokenizer.decode(inputs)
     native = dimensions if caps.supports_dimensions else None
-    result = await target.provider.embed(inputs, model=deployment.model, dimensions=native)
+    result = await target.provider.embed(inputs, model=deployment.model, dimensions=native,
+                                         input_type=request.input_type)
     route, width = request.route, result.vectors.shape[1]
     if dimensions is not None and width != dimensions:
         # Told `dimensions`, the upstream must answer that wide (a Matryoshka model's wider answer is cut

@@ -169,3 +169,27 @@ def test_nugen_shape(served, upstream):
     refused = httpx.post(f"{served.url}/api/v3/inference/embeddings", json={"model": MODEL, "input": ""},
                          headers={"authorization": f"Bearer {KEY}"})
     assert refused.status_code == 400 and refused.json()["error"]["param"] == "input"
+
+
+def test_input_type_reaches_an_upstream_that_takes_it(make_router):
+    import cohere
+
+    from tests.fakes.cohere_upstream import FakeCohere
+    from tests.fakes.server import ServerThread
+
+    fake = FakeCohere()
+    with ServerThread(fake.app()) as server:
+        config = config_dict("http://127.0.0.1:9", co={"kind": "cohere", "base_url": server.url,
+                                                       "api_key": fake.api_key})
+        config["models"] = {"embed-english-v3.0": {"deployments": [{"provider": "co",
+                                                                     "model": "embed-english-v3.0"}]}}
+        router = make_router(config)
+        client = cohere.ClientV2(base_url=router.url, api_key=KEY)
+        client.embed(model="embed-english-v3.0", texts=["how tall is it"], input_type="search_query",
+                     embedding_types=["float"])
+        assert fake.requests[-1]["body"]["input_type"] == "search_query"
+        with router.client(KEY) as c:  # Voyage's words on /v1/embeddings
+            r = c.post("/v1/embeddings", json={"model": "embed-english-v3.0", "input": "how tall is it",
+                                               "input_type": "document"})
+        assert r.status_code == 200 and r.headers["x-cache-hits"] == "0"  # a document's vector is another
+        assert fake.requests[-1]["body"]["input_type"] == "search_document"

@@ -40,3 +40,16 @@ def test_openai_sdk_sees_typed_errors(router):
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{router.url}/v1", api_key="nope", max_retries=0).embeddings.create(
             model="text-embedding-3-small", input="x")
+
+
+def test_together_sdk_with_the_router_root_as_base_url(router, upstream):
+    from together import Together
+    from together import NotFoundError as TogetherNotFound
+
+    # together 3.x appends /v1/embeddings to its base URL itself: the router's root is the base.
+    client = Together(base_url=router.url, api_key=KEY)
+    result = client.embeddings.create(model="text-embedding-3-small", input=["hello", "world"])
+    got = np.float32([d.embedding for d in result.data])
+    np.testing.assert_array_equal(got, np.stack([vector_for("text-embedding-3-small", t) for t in ("hello", "world")]))
+    with pytest.raises(TogetherNotFound, match="no-such-model"):
+        client.embeddings.create(model="no-such-model", input="x")

@@ -30,8 +30,11 @@ Compute = Callable[[list], Awaitable[tuple[np.ndarray, Sequence[int]]]]
 Flights = dict[bytes, tuple[asyncio.Future, int]]
 
 
-def cache_keys(space: str, dimensions: int | None, inputs: Sequence, tokens: bool) -> list[bytes]:
-    prefix = f"{space}\x00{dimensions or 0}\x00{'t' if tokens else 's'}\x00".encode()
+def cache_keys(space: str, dimensions: int | None, inputs: Sequence, tokens: bool,
+               input_type: str | None = None) -> list[bytes]:
+    """Each input's key: its vector depends on the space, `dimensions`, the input's kind and, at
+    upstreams that take it, `input_type`."""
+    prefix = f"{space}\x00{dimensions or 0}\x00{'t' if tokens else 's'}\x00{input_type or ''}\x00".encode()
     if tokens:
         return [_digest(prefix + np.asarray(x, dtype="<u4").tobytes()) for x in inputs]
     return [_digest(prefix + x.encode("utf-8", "surrogatepass")) for x in inputs]

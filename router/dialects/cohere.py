@@ -21,7 +21,6 @@ from router.errors import InvalidRequest
 from router.outcome import Trace
 
 TYPES = ("float", "binary", "ubinary", "base64")
-INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
 
 
 def _parse(body: bytes, context: Context, version: str) -> protocol.EmbeddingRequest:
@@ -33,9 +32,7 @@ def _parse(body: bytes, context: Context, version: str) -> protocol.EmbeddingReq
     inputs, _ = protocol.inputs_of(texts, context.max_inputs, "texts")
     if not all(isinstance(x, str) for x in inputs):
         raise InvalidRequest("'texts' must be strings", param="texts")
-    input_type = payload.get("input_type")
-    if input_type is not None and input_type not in INPUT_TYPES:
-        raise InvalidRequest(f"'input_type' must be one of {', '.join(INPUT_TYPES)}", param="input_type")
+    input_type = protocol.input_type_of(payload.get("input_type"), {t: t for t in protocol.INPUT_TYPES})
     truncate = str(payload.get("truncate") or "END").upper()
     if truncate != "END":
         raise InvalidRequest(f"'truncate' {truncate} is not supported: the deployments cut the end of long "
@@ -53,7 +50,7 @@ def _parse(body: bytes, context: Context, version: str) -> protocol.EmbeddingReq
                 raise InvalidRequest(f"'embedding_types' may hold {', '.join(TYPES + quantize.UPSTREAM_ONLY)}; "
                                      f"got {protocol.clip(kind, 40)!r}", param="embedding_types")
     dimensions = protocol.dimensions_of(payload, "output_dimension")
-    return protocol.EmbeddingRequest(model, inputs, False, dimensions=dimensions,
+    return protocol.EmbeddingRequest(model, inputs, False, dimensions=dimensions, input_type=input_type,
                                      options={"version": version, "types": types, "texts": inputs})
 
 

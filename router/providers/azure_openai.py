@@ -41,7 +41,8 @@ class AzureOpenAIProvider(OpenAIProvider):
         key = {"api-key": self.settings.api_key} if self.settings.api_key else {}
         return {**key, **self.settings.headers}
 
-    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None,
+                input_type: str | None = None) -> tuple[str, dict]:
         _, body = super().request(inputs, model, dimensions)
         del body["model"]  # the deployment in the URL names it
         return (f"{self.settings.base_url}/openai/deployments/{quote(model, safe='')}/embeddings"

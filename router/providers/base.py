@@ -42,6 +42,7 @@ class Capabilities:
     accepts_tokens: bool        # token-id arrays may be forwarded as they are
     tokenizer: TokenDecoder | None = None   # else token-id arrays are decoded to text with this
     coalesce_s: float = 0.0     # concurrent chunks wait this long to share one call (0: each its own)
+    takes_input_type: bool = False  # the API's vectors depend on a request's `input_type`
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,9 @@ class Provider(Protocol):
 
     def capabilities(self, model: str) -> Capabilities: ...
 
-    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult: ...
+    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None,
+                    input_type: str | None = None) -> EmbedResult:
+        """`input_type`: what the texts are for (`protocol.INPUT_TYPES`), for APIs that take it."""
 
     async def warm(self) -> None:
         """Load and run what the first request would (a local model), before the snapshot serves."""

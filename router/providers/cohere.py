@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.errors import RouterError
+from router.protocol import INPUT_TYPES
 from router.providers.base import Inputs, ProviderKind
 from router.providers.http import (
     Answer,
@@ -27,7 +28,6 @@ from router.providers.http import (
 )
 from router.reader import Section, choices, doc, one_of
 
-INPUT_TYPES = ("search_document", "search_query", "classification", "clustering")
 TRUNCATE = ("NONE", "START", "END")
 
 
@@ -39,7 +39,8 @@ class CohereSettings(HTTPSettings):
     supports_dimensions: bool = field(default=False, metadata=doc(
         "send `output_dimension`: embed-v4.0 takes 256, 512, 1024 or 1536"))
     input_type: str = field(default="search_document", metadata=doc(
-        "what the texts are for; a deployment for queries sets `search_query`", kind=choices(*INPUT_TYPES),
+        "what the texts are for, where the request does not say (a request's `input_type` wins)",
+        kind=choices(*INPUT_TYPES),
         check=one_of(*INPUT_TYPES)))
     truncate: str = field(default="END", metadata=doc("texts over the model's limit: cut the start or end, "
                                                       "or `NONE` to refuse them", kind=choices(*TRUNCATE),
@@ -52,10 +53,12 @@ def parse_settings(s: Section) -> CohereSettings:
 
 class CohereProvider(HTTPProvider):
     settings: CohereSettings
+    TAKES_INPUT_TYPE = True
 
-    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None,
+                input_type: str | None = None) -> tuple[str, dict]:
         body: dict = {"model": model, "texts": list(inputs),
-                      "input_type": self.settings.input_type, "embedding_types": ["float"],
+                      "input_type": input_type or self.settings.input_type, "embedding_types": ["float"],
                       "truncate": self.settings.truncate}
         if dimensions is not None:
             body["output_dimension"] = dimensions

@@ -36,6 +36,9 @@ from router.reader import Section, choices, doc, one_of
 
 TASK_TYPES = ("RETRIEVAL_DOCUMENT", "RETRIEVAL_QUERY", "SEMANTIC_SIMILARITY", "CLASSIFICATION", "CLUSTERING",
               "QUESTION_ANSWERING", "FACT_VERIFICATION", "CODE_RETRIEVAL_QUERY")
+# A request's `input_type` (the router's words) as Gemini's `taskType`.
+_TASK_OF = {"search_document": "RETRIEVAL_DOCUMENT", "search_query": "RETRIEVAL_QUERY",
+            "classification": "CLASSIFICATION", "clustering": "CLUSTERING"}
 _KEY_REFUSED = ("API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "API_KEY_HTTP_REFERRER_BLOCKED")
 
 
@@ -47,7 +50,8 @@ class GeminiSettings(HTTPSettings):
         "sent as `x-goog-api-key`; write `${ENV_VAR}`, never the key", default="none"))
     max_batch: int = field(default=100, metadata=doc("texts per call (Google's limit)"))
     task_type: str | None = field(default=None, metadata=doc(
-        "`taskType` on every text; unset leaves it to the model", kind=choices(*TASK_TYPES), default="none",
+        "`taskType` on every text where the request has no `input_type` (which wins); unset leaves it to "
+        "the model", kind=choices(*TASK_TYPES), default="none",
         check=one_of(*TASK_TYPES)))
     normalize: bool = field(default=True, metadata=doc(
         "renormalise to unit length (Gemini's vectors are not, below full size)"))
@@ -59,15 +63,17 @@ def parse_settings(s: Section) -> GeminiSettings:
 
 class GeminiProvider(HTTPProvider):
     settings: GeminiSettings
+    TAKES_INPUT_TYPE = True
 
     def headers(self) -> dict[str, str]:
         return {"x-goog-api-key": self.settings.api_key} if self.settings.api_key else {}
 
-    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None,
+                input_type: str | None = None) -> tuple[str, dict]:
         model = model.removeprefix("models/")
         each: dict = {"model": f"models/{model}"}
-        if self.settings.task_type:
-            each["taskType"] = self.settings.task_type
+        if task_type := (_TASK_OF.get(input_type) if input_type else None) or self.settings.task_type:
+            each["taskType"] = task_type
         if dimensions is not None:
             each["outputDimensionality"] = dimensions
         requests = [{**each, "content": {"parts": [{"text": text}]}} for text in inputs]

@@ -134,6 +134,8 @@ class HTTPProvider(BaseProvider):
     """One remote deployment target. Subclasses define `request` and `read`, and `error` where their
     error bodies carry more than a status and a message."""
 
+    TAKES_INPUT_TYPE = False  # its `request` sends the request's `input_type` (the vectors depend on it)
+
     settings: HTTPSettings
 
     def __init__(self, name: str, settings: HTTPSettings, transport: Poster | None = None) -> None:
@@ -145,7 +147,7 @@ class HTTPProvider(BaseProvider):
         # Everything this upstream says is scrubbed of our credentials before anyone sees it.
         self._redact = Redactor([*secrets_in(settings), *self.headers().values()], upstream=True)
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens,
-                                  tokenizer, settings.coalesce_ms / 1000)
+                                  tokenizer, settings.coalesce_ms / 1000, self.TAKES_INPUT_TYPE)
 
     def headers(self) -> dict[str, str]:
         """Headers on every call: the credential, by default as a bearer token."""
@@ -154,7 +156,8 @@ class HTTPProvider(BaseProvider):
     def capabilities(self, model: str) -> Capabilities:
         return self._caps
 
-    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None,
+                input_type: str | None = None) -> tuple[str, dict]:
         """(url, JSON body) of the call that embeds `inputs`."""
         raise NotImplementedError
 
@@ -166,8 +169,9 @@ class HTTPProvider(BaseProvider):
         """A non-200 as a router error: by status, with the upstream's own message."""
         return status_error(self.name, status, headers, error_message(status, content), model=model)
 
-    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult:
-        url, body = self.request(inputs, model, dimensions)
+    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None,
+                    input_type: str | None = None) -> EmbedResult:
+        url, body = self.request(inputs, model, dimensions, input_type)
         status, headers, content = await self._transport.post(url, orjson.dumps(body))
         if status != 200:
             raise self._scrubbed(self.error(status, headers, content, model))

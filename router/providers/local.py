@@ -104,7 +104,8 @@ class LocalProvider(BaseProvider):
     def capabilities(self, model: str) -> Capabilities:
         return self.models[model].capabilities
 
-    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None) -> EmbedResult:
+    async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None,
+                    input_type: str | None = None) -> EmbedResult:
         local = self.models[model]
         texts = [x for x in inputs if isinstance(x, str)]
         if len(texts) != len(inputs):

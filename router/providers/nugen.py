@@ -33,7 +33,8 @@ def parse_settings(s: Section) -> NuGenSettings:
 
 
 class NuGenProvider(HTTPProvider):
-    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None,
+                input_type: str | None = None) -> tuple[str, dict]:
         body: dict = {"model": model, "input": list(inputs)}
         if dimensions is not None:
             body["dimensions"] = dimensions

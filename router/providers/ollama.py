@@ -39,7 +39,8 @@ def parse_settings(s: Section) -> OllamaSettings:
 class OllamaProvider(HTTPProvider):
     settings: OllamaSettings
 
-    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None,
+                input_type: str | None = None) -> tuple[str, dict]:
         body: dict = {"model": model, "input": list(inputs),
                       "truncate": self.settings.truncate}
         if dimensions is not None:

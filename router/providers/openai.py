@@ -78,7 +78,8 @@ class OpenAIProvider(HTTPProvider):
     def headers(self) -> dict[str, str]:
         return {**super().headers(), **self.settings.headers}
 
-    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None,
+                input_type: str | None = None) -> tuple[str, dict]:
         body = {**self.settings.extra_body, "model": model, "input": list(inputs)}
         if self.settings.encoding != "none":
             body["encoding_format"] = self.settings.encoding

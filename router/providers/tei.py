@@ -49,7 +49,8 @@ def parse_settings(s: Section) -> TEISettings:
 class TEIProvider(HTTPProvider):
     settings: TEISettings
 
-    def request(self, inputs: Inputs, model: str, dimensions: int | None) -> tuple[str, dict]:
+    def request(self, inputs: Inputs, model: str, dimensions: int | None,
+                input_type: str | None = None) -> tuple[str, dict]:
         body: dict = {"inputs": list(inputs), "normalize": self.settings.normalize,
                       "truncate": self.settings.truncate}
         if dimensions is not None:

@@ -23,3 +23,13 @@ def test_498_is_a_refused_key(serve, single):
     router = single({"kind": "cohere", "base_url": serve(fake)}, "embed-english-v3.0")
     error = assert_error(embed(router, input="a"), 502, code="upstream_auth_failed")
     assert "invalid api token" not in error["message"]
+
+
+def test_a_requests_input_type_wins_over_the_configured_one(serve, single):
+    fake = FakeCohere()
+    router = single({"kind": "cohere", "base_url": serve(fake), "input_type": "search_document"},
+                    "embed-english-v3.0")
+    assert embed(router, input="q", input_type="query").status_code == 200
+    assert fake.requests[-1]["body"]["input_type"] == "search_query"
+    assert embed(router, input="d").status_code == 200
+    assert fake.requests[-1]["body"]["input_type"] == "search_document"
