@@ -67,7 +67,7 @@ SCHEMAS: dict[str, Any] = {
             # are computed from the floats (int8/uint8 need an upstream that quantises: a 400 today).
             "output_dimension": _DIMENSIONS,
             "output_dtype": {"enum": list(quantize.COMPUTED)},
-            "input_type": {"type": ["string", "null"]},
+            "input_type": {"enum": ["document", "query", None]},
             "truncation": {"const": True}}},
     "EmbeddingsResponse": {
         "type": "object", "required": ["object", "data", "model", "usage"],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -17,6 +16,7 @@ from router.cache import cache_keys
 from router.dialects import Context, Dialect
 from router.errors import ClientDisconnected, PayloadTooLarge, UnsupportedMediaType, UpstreamTimeout
 from router.outcome import Trace
+from router.providers.base import Options
 from router.routing import Route, cancel_quietly, dispatch
 from router.runtime import Runtime, Services
 
@@ -31,26 +31,25 @@ async def embeddings(services: Services, request: Request, trace: Trace, dialect
     trace.model, trace.inputs = req.model, len(req.inputs)
     route = runtime.routes.resolve(req.model, principal)
     trace.route = route.model.name
-    if req.input_type is not None and not route.takes_input_type:
-        req = dataclasses.replace(req, input_type=None)  # no deployment of it sends one: same vectors, same cache
+    options = route.options(req.input_type, req.refuse_long)
     async with services.limiter.admit(principal, route.model.name, req.inputs) as admission:
-        keys = cache_keys(route.model.space, req.dimensions, req.inputs, req.tokens, req.input_type)
+        keys = cache_keys(route.model.space, req.dimensions, req.inputs, req.tokens, options)
         with await services.cache.lookup(keys, req.inputs, read=not _no_cache(request)) as lookup:
             trace.cache_hits, trace.shared_inputs = lookup.hits, lookup.shared
             async with _bounded(request, runtime.config.server.request_timeout_s, trace, lookup.waits) as left:
                 while misses := await lookup.next_misses():
-                    await lookup.store(*await _dispatch(services, route, req, misses, left(), trace))
+                    await lookup.store(*await _dispatch(services, route, req, options, misses, left(), trace))
             vectors, admission.actual = lookup.merged()
     trace.tokens, trace.saved_tokens = admission.actual, lookup.saved_tokens
     content = dialect.encode(vectors, req, trace)
     return Response(content, media_type="application/json", headers=_headers(trace, admission.headers, runtime))
 
 
-async def _dispatch(services: Services, route: Route, req: protocol.EmbeddingRequest, inputs: list,
-                    timeout_s: float, trace: Trace) -> tuple[np.ndarray, list[int]]:
+async def _dispatch(services: Services, route: Route, req: protocol.EmbeddingRequest, options: Options,
+                    inputs: list, timeout_s: float, trace: Trace) -> tuple[np.ndarray, list[int]]:
     """The misses' vectors and tokens, from the route's deployments."""
     result = await dispatch(route, inputs, tokens=req.tokens, dimensions=req.dimensions, timeout_s=timeout_s,
-                            observer=services.telemetry, input_type=req.input_type)
+                            observer=services.telemetry, options=options)
     trace.deployment = ",".join(result.served_by)
     trace.attempts += result.attempts
     trace.cost_usd += result.cost_usd

@@ -19,7 +19,6 @@ from router import quantize
 from router.errors import InvalidRequest
 
 ENCODINGS = ("float", "base64")
-TRUNCATES = "each deployment cuts over-long inputs at its own limit"
 MAX_DIMENSIONS = 65536   # beyond any model's width; a larger number would not even serialise upstream
 
 
@@ -33,6 +32,7 @@ class EmbeddingRequest:
     user: str | None = None
     output_dtype: str = "float"   # Voyage's field: float, or binary/ubinary computed from the floats
     input_type: str | None = None  # what the texts are for (INPUT_TYPES), for upstreams that take it
+    refuse_long: str | None = None  # the field that asked to refuse over-long inputs, not cut them
     options: Mapping[str, Any] = field(default_factory=dict)  # a dialect's own, for its encode (Cohere's types)
 
 
@@ -56,10 +56,10 @@ def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
     user = payload.get("user")
     if user is not None and not isinstance(user, str):
         raise InvalidRequest("'user' must be a string", param="user")
-    refuse_off(payload, "truncation", TRUNCATES)  # Voyage's: refuse over-long inputs rather than cut them
     return EmbeddingRequest(model, inputs, tokens, encoding, dimensions if dimensions is not None else voyage,
                             user, _output_dtype(payload.get("output_dtype"), model),
-                            input_type_of(payload.get("input_type"), VOYAGE_INPUT_TYPES))
+                            input_type_of(payload.get("input_type"), VOYAGE_INPUT_TYPES),
+                            refuse_long(payload, "truncation"))  # Voyage's: false refuses over-long inputs
 
 
 # What the texts are for, in Cohere's words (the router's); Voyage's two map onto them.
@@ -128,6 +128,15 @@ def inputs_of(value: object, max_inputs: int, name: str = "input") -> tuple[list
         if name != "input":  # the dialect's own field name (TEI's `inputs`)
             exc.message, exc.param = exc.message.replace("'input'", f"'{name}'").replace("input[", f"{name}["), name
         raise
+
+
+def refuse_long(payload: dict, name: str) -> str | None:
+    """`name` if the dialect's boolean truncation field is false (refuse over-long inputs); None when
+    it is absent or true (cut them)."""
+    value = payload.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InvalidRequest(f"'{name}' must be true or false", param=name)
+    return name if value is False else None
 
 
 def refuse_off(payload: dict, name: str, why: str) -> None:

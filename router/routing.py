@@ -43,7 +43,7 @@ from router.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from router.providers.base import Capabilities, EmbedResult, Provider, estimate_tokens
+from router.providers.base import DEFAULT_OPTIONS, Capabilities, EmbedResult, Options, Provider, estimate_tokens
 from router.settings import Config, Deployment, ModelConfig
 from router.strategies import STRATEGIES
 
@@ -79,8 +79,22 @@ class Route:
         # only then does it reach the upstream, the cache key and the coalescing options.
         self.takes_input_type = any(t.provider.capabilities(t.state.deployment.model).takes_input_type
                                     for t in targets)
+        # Whether every deployment refuses an over-long input when asked (a request's truncate off).
+        self.refuses_long = all(t.provider.capabilities(t.state.deployment.model).refuses_long for t in targets)
         self.shared_caps = shared_caps   # the deployments' caps across replicas (Redis), if counted there
         self._freed: asyncio.Event | None = None
+
+    def options(self, input_type: str | None, refuse_long: str | None) -> Options:
+        """A request's upstream options as this model's deployments can honour them: `input_type` only
+        where it changes the vectors (else the request shares their cache entries); refusing over-long
+        inputs (`refuse_long`: the field that asked) only where every deployment can, else a 400 naming it."""
+        if refuse_long is not None and not self.refuses_long:
+            raise InvalidRequest(f"'{refuse_long}': the model '{self.model.name}' cannot refuse over-long inputs: "
+                                 "some of its deployments cut them", param=refuse_long,
+                                 code=f"{refuse_long}_unsupported")
+        if input_type is None and refuse_long is None:
+            return DEFAULT_OPTIONS
+        return Options(input_type if self.takes_input_type else None, refuse_long is None)
 
     def freed(self) -> None:
         """A call ended: wake the requests waiting for a deployment's capacity."""
@@ -182,20 +196,21 @@ class _Request:
     deadline: float          # on the event loop's clock
     timeout_s: float         # the whole request's, for messages
     observer: Observer
-    input_type: str | None = None
+    options: Options = DEFAULT_OPTIONS
 
     @property
-    def options(self) -> tuple:
-        """What the upstream receives besides the inputs: requests that share it may share a call."""
-        return self.tokens, self.dimensions, self.input_type
+    def shared_call(self) -> tuple:
+        """What the upstream receives besides the inputs: requests that agree on it may share a call."""
+        return self.tokens, self.dimensions, self.options
 
 
 async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: int | None,
-                   timeout_s: float, observer: Observer | None = None, input_type: str | None = None) -> Dispatched:
+                   timeout_s: float, observer: Observer | None = None,
+                   options: Options = DEFAULT_OPTIONS) -> Dispatched:
     """Every input's vector, in order, within `timeout_s` from now."""
     targets = _eligible(route, tokens=tokens, dimensions=dimensions)
     request = _Request(route, tokens, dimensions, asyncio.get_running_loop().time() + timeout_s, timeout_s,
-                       observer or Observer(), input_type)
+                       observer or Observer(), options)
     # One chunk size that every deployment can take, so a chunk moves between them whole.
     size = min(t.provider.capabilities(t.state.deployment.model).max_batch for t in targets)
     runs = [_ChunkRun(request, targets, inputs[i: i + size]) for i in range(0, len(inputs), size)]
@@ -343,7 +358,7 @@ class _ChunkRun:
         """Whether a batch for this chunk's options is filling at the target: joining it takes no
         slot of the deployment's caps (the batch's one call waits for its slot)."""
         coalescer = target.state.coalescer
-        return coalescer is not None and coalescer.filling(self.request.options)
+        return coalescer is not None and coalescer.filling(self.request.shared_call)
 
     def _unavailable(self, reasons: set[str], retry_after: float | None) -> RouterError:
         if self.last_error is not None:
@@ -390,7 +405,7 @@ class _ChunkRun:
             async with asyncio.timeout_at(request.deadline):
                 if coalescer is None:
                     return await _upstream(target, request, self.chunk, self.tokens)
-                return await coalescer.embed(request.options, self.chunk,
+                return await coalescer.embed(request.shared_call, self.chunk,
                                              functools.partial(_gate, target, request),
                                              functools.partial(_upstream, target, request))
         except TimeoutError:
@@ -471,7 +486,7 @@ async def _embed(target: Target, inputs: Sequence, request: _Request) -> EmbedRe
         inputs = caps.tokenizer.decode(inputs)
     native = dimensions if caps.supports_dimensions else None
     result = await target.provider.embed(inputs, model=deployment.model, dimensions=native,
-                                         input_type=request.input_type)
+                                         options=request.options)
     route, width = request.route, result.vectors.shape[1]
     if dimensions is not None and width != dimensions:
         # Told `dimensions`, the upstream must answer that wide (a Matryoshka model's wider answer is cut

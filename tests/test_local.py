@@ -62,6 +62,27 @@ def test_usage_counts_real_tokens_and_long_inputs_are_truncated(local_router):
     assert r.json()["usage"]["prompt_tokens"] == 3 + 256  # [CLS] hello [SEP]; the long one cut at 256
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v2/embed", {"model": "all-MiniLM-L6-v2", "texts": ["word " * 1000], "embedding_types": ["float"],
+                   "truncate": "NONE"}),
+    ("/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": "word " * 1000, "truncation": False}),
+    ("/embed", {"inputs": "word " * 1000, "truncate": False}),
+    ("/api/embed", {"model": "all-MiniLM-L6-v2", "input": "word " * 1000, "truncate": False})])
+def test_truncation_off_refuses_a_long_input_even_when_its_cut_vector_is_cached(local_router, path, body):
+    with local_router.client(DEV_KEY) as c:
+        cut = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "word " * 1000})
+        assert cut.status_code == 200  # cut at 256 tokens, and cached
+        again = c.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "word " * 1000})
+        assert again.headers["x-cache-hits"] == "1"
+        refused = c.post(path, json=body)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"]["code"] == "context_length_exceeded"
+        short = {**body, **{k: "word" for k in ("input", "inputs") if k in body}}
+        if "texts" in body:
+            short["texts"] = ["word"]
+        assert c.post(path, json=short).status_code == 200  # a short one passes with truncation off
+
+
 def test_cl100k_token_ids_are_decoded_and_dimensions_refused(local_router):
     import tiktoken
 

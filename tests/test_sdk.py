@@ -43,8 +43,8 @@ def test_openai_sdk_sees_typed_errors(router):
 
 
 def test_together_sdk_with_the_router_root_as_base_url(router, upstream):
-    from together import Together
     from together import NotFoundError as TogetherNotFound
+    from together import Together
 
     # together 3.x appends /v1/embeddings to its base URL itself: the router's root is the base.
     client = Together(base_url=router.url, api_key=KEY)

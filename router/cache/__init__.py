@@ -23,6 +23,7 @@ import numpy as np
 from router.cache.memory import Entry, MemoryStore
 from router.cache.redis import RedisStore
 from router.errors import UpstreamError
+from router.providers.base import DEFAULT_OPTIONS, Options
 
 Compute = Callable[[list], Awaitable[tuple[np.ndarray, Sequence[int]]]]
 # A key being computed -> (the computing request's future, the key's row in its result).
@@ -31,10 +32,13 @@ Flights = dict[bytes, tuple[asyncio.Future, int]]
 
 
 def cache_keys(space: str, dimensions: int | None, inputs: Sequence, tokens: bool,
-               input_type: str | None = None) -> list[bytes]:
-    """Each input's key: its vector depends on the space, `dimensions`, the input's kind and, at
-    upstreams that take it, `input_type`."""
-    prefix = f"{space}\x00{dimensions or 0}\x00{'t' if tokens else 's'}\x00{input_type or ''}\x00".encode()
+               options: Options = DEFAULT_OPTIONS) -> list[bytes]:
+    """Each input's key: its vector (or its refusal) depends on the space, `dimensions`, the input's
+    kind and the upstream options (`input_type`; truncation off, which must not find a cut input's vector)."""
+    text_prefix = f"{space}\x00{dimensions or 0}\x00{'t' if tokens else 's'}\x00"
+    if options != DEFAULT_OPTIONS:  # the default's keys stay what they always were
+        text_prefix += f"{options.input_type or ''}\x00{'' if options.truncate else 'no-truncate'}\x00"
+    prefix = text_prefix.encode()
     if tokens:
         return [_digest(prefix + np.asarray(x, dtype="<u4").tobytes()) for x in inputs]
     return [_digest(prefix + x.encode("utf-8", "surrogatepass")) for x in inputs]

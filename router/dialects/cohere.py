@@ -34,9 +34,10 @@ def _parse(body: bytes, context: Context, version: str) -> protocol.EmbeddingReq
         raise InvalidRequest("'texts' must be strings", param="texts")
     input_type = protocol.input_type_of(payload.get("input_type"), {t: t for t in protocol.INPUT_TYPES})
     truncate = str(payload.get("truncate") or "END").upper()
-    if truncate != "END":
-        raise InvalidRequest(f"'truncate' {truncate} is not supported: the deployments cut the end of long "
-                             "inputs (END)", param="truncate", code="truncate_unsupported")
+    if truncate not in ("END", "NONE"):
+        raise InvalidRequest(f"'truncate' {protocol.clip(truncate, 20)} is not supported: the deployments cut "
+                             "the end of long inputs (END), or refuse them (NONE)", param="truncate",
+                             code="truncate_unsupported")
     types = payload.get("embedding_types")
     if types is not None:
         if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
@@ -51,6 +52,7 @@ def _parse(body: bytes, context: Context, version: str) -> protocol.EmbeddingReq
                                      f"got {protocol.clip(kind, 40)!r}", param="embedding_types")
     dimensions = protocol.dimensions_of(payload, "output_dimension")
     return protocol.EmbeddingRequest(model, inputs, False, dimensions=dimensions, input_type=input_type,
+                                     refuse_long="truncate" if truncate == "NONE" else None,
                                      options={"version": version, "types": types, "texts": inputs})
 
 

@@ -22,8 +22,8 @@ def parse(body: bytes, context: Context) -> protocol.EmbeddingRequest:
     payload = protocol.json_object(body)
     model = protocol.model_of(payload)
     inputs, tokens = protocol.inputs_of(payload.get("input"), context.max_inputs)
-    protocol.refuse_off(payload, "truncate", protocol.TRUNCATES)
-    return protocol.EmbeddingRequest(model, inputs, tokens, dimensions=protocol.dimensions_of(payload, "dimensions"))
+    return protocol.EmbeddingRequest(model, inputs, tokens, dimensions=protocol.dimensions_of(payload, "dimensions"),
+                                     refuse_long=protocol.refuse_long(payload, "truncate"))
 
 
 def encode(vectors: np.ndarray, req: protocol.EmbeddingRequest, trace: Trace) -> bytes:

@@ -24,12 +24,12 @@ def parse(body: bytes, context: Context) -> protocol.EmbeddingRequest:
                              "serve them with", param="model", code="default_model_unset")
     inputs, tokens = protocol.inputs_of(payload.get("inputs"), context.max_inputs, "inputs")
     protocol.refuse_off(payload, "normalize", "the deployments answer unit-length vectors")
-    protocol.refuse_off(payload, "truncate", protocol.TRUNCATES)
     if str(payload.get("truncation_direction") or "right").lower() != "right":
         raise InvalidRequest("'truncation_direction' must be 'right': the deployments cut the end of long inputs",
                              param="truncation_direction")
     return protocol.EmbeddingRequest(context.default_model, inputs, tokens,
-                                     dimensions=protocol.dimensions_of(payload, "dimensions"))
+                                     dimensions=protocol.dimensions_of(payload, "dimensions"),
+                                     refuse_long=protocol.refuse_long(payload, "truncate"))
 
 
 def encode(vectors: np.ndarray, req: protocol.EmbeddingRequest, trace: Trace) -> bytes:

@@ -60,14 +60,16 @@ class Engine:
         self._input_names = {i.name for i in self._session.get_inputs()}
         self.run_cost = self._measure_run_cost()
 
-    def tokenize(self, texts: list[str]) -> Tokenized:
+    def tokenize(self, texts: list[str], truncate: bool = True) -> Tokenized:
+        """Token ids, cut at `max_tokens`; with truncation off (the model's or this call's), an
+        input over it is a 400 instead."""
         encodings = self._tokenizer.encode_batch([self._head(t) for t in texts])
-        if not self.truncate:
+        if not (self.truncate and truncate):
             for i, enc in enumerate(encodings):
                 if enc.overflowing:
                     raise InvalidRequest(
                         f"input[{i}] is longer than this model's {self.max_tokens} tokens "
-                        "(truncate is off for this model)", param="input", code="context_length_exceeded")
+                        "and truncation is off", param="input", code="context_length_exceeded")
         ids = [np.asarray(enc.ids, dtype=np.int64) for enc in encodings]
         return Tokenized(ids, [len(i) for i in ids])
 

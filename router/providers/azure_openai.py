@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-from router.providers.base import Inputs, ProviderKind
+from router.providers.base import DEFAULT_OPTIONS, Inputs, Options, ProviderKind
 from router.providers.http import read_settings
 from router.providers.openai import OpenAIProvider, OpenAISettings, finish
 from router.reader import Section, doc
@@ -42,8 +42,8 @@ class AzureOpenAIProvider(OpenAIProvider):
         return {**key, **self.settings.headers}
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
-                input_type: str | None = None) -> tuple[str, dict]:
-        _, body = super().request(inputs, model, dimensions)
+                options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
+        _, body = super().request(inputs, model, dimensions, options)
         del body["model"]  # the deployment in the URL names it
         return (f"{self.settings.base_url}/openai/deployments/{quote(model, safe='')}/embeddings"
                 f"?api-version={self.settings.api_version}"), body

@@ -43,6 +43,18 @@ class Capabilities:
     tokenizer: TokenDecoder | None = None   # else token-id arrays are decoded to text with this
     coalesce_s: float = 0.0     # concurrent chunks wait this long to share one call (0: each its own)
     takes_input_type: bool = False  # the API's vectors depend on a request's `input_type`
+    refuses_long: bool = False      # with `truncate` off it refuses an over-long input (else it may cut it)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a request asks of an upstream besides its inputs, model and dimensions."""
+
+    input_type: str | None = None   # what the texts are for (`protocol.INPUT_TYPES`), for APIs that take it
+    truncate: bool = True           # False: refuse an over-long input rather than cut it
+
+
+DEFAULT_OPTIONS = Options()
 
 
 @dataclass(frozen=True)
@@ -63,8 +75,7 @@ class Provider(Protocol):
     def capabilities(self, model: str) -> Capabilities: ...
 
     async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None,
-                    input_type: str | None = None) -> EmbedResult:
-        """`input_type`: what the texts are for (`protocol.INPUT_TYPES`), for APIs that take it."""
+                    options: Options = DEFAULT_OPTIONS) -> EmbedResult: ...
 
     async def warm(self) -> None:
         """Load and run what the first request would (a local model), before the snapshot serves."""

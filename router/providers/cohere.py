@@ -17,7 +17,7 @@ from typing import Any
 
 from router.errors import RouterError
 from router.protocol import INPUT_TYPES
-from router.providers.base import Inputs, ProviderKind
+from router.providers.base import DEFAULT_OPTIONS, Inputs, Options, ProviderKind
 from router.providers.http import (
     Answer,
     HTTPProvider,
@@ -54,12 +54,13 @@ def parse_settings(s: Section) -> CohereSettings:
 class CohereProvider(HTTPProvider):
     settings: CohereSettings
     TAKES_INPUT_TYPE = True
+    REFUSES_LONG = True
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
-                input_type: str | None = None) -> tuple[str, dict]:
+                options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
         body: dict = {"model": model, "texts": list(inputs),
-                      "input_type": input_type or self.settings.input_type, "embedding_types": ["float"],
-                      "truncate": self.settings.truncate}
+                      "input_type": options.input_type or self.settings.input_type, "embedding_types": ["float"],
+                      "truncate": self.settings.truncate if options.truncate else "NONE"}
         if dimensions is not None:
             body["output_dimension"] = dimensions
         return f"{self.settings.base_url}/v2/embed", body

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import numpy as np
 
 from router.errors import RouterError
-from router.providers.base import Inputs, ProviderKind, duration_s
+from router.providers.base import DEFAULT_OPTIONS, Inputs, Options, ProviderKind, duration_s
 from router.providers.http import (
     Answer,
     HTTPProvider,
@@ -69,10 +69,10 @@ class GeminiProvider(HTTPProvider):
         return {"x-goog-api-key": self.settings.api_key} if self.settings.api_key else {}
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
-                input_type: str | None = None) -> tuple[str, dict]:
+                options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
         model = model.removeprefix("models/")
         each: dict = {"model": f"models/{model}"}
-        if task_type := (_TASK_OF.get(input_type) if input_type else None) or self.settings.task_type:
+        if task_type := (_TASK_OF.get(options.input_type) if options.input_type else None) or self.settings.task_type:
             each["taskType"] = task_type
         if dimensions is not None:
             each["outputDimensionality"] = dimensions

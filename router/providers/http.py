@@ -31,7 +31,16 @@ from router.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from router.providers.base import BaseProvider, Capabilities, EmbedResult, Inputs, checked_vectors, retry_after_from
+from router.providers.base import (
+    DEFAULT_OPTIONS,
+    BaseProvider,
+    Capabilities,
+    EmbedResult,
+    Inputs,
+    Options,
+    checked_vectors,
+    retry_after_from,
+)
 from router.reader import Section, choices, doc, http_url, not_negative, positive, read
 from router.redact import MAX_COPIED_CHARS, Redactor, secrets_in
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
@@ -135,6 +144,7 @@ class HTTPProvider(BaseProvider):
     error bodies carry more than a status and a message."""
 
     TAKES_INPUT_TYPE = False  # its `request` sends the request's `input_type` (the vectors depend on it)
+    REFUSES_LONG = False      # its `request` asks the API to refuse over-long inputs when `truncate` is off
 
     settings: HTTPSettings
 
@@ -147,7 +157,8 @@ class HTTPProvider(BaseProvider):
         # Everything this upstream says is scrubbed of our credentials before anyone sees it.
         self._redact = Redactor([*secrets_in(settings), *self.headers().values()], upstream=True)
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens,
-                                  tokenizer, settings.coalesce_ms / 1000, self.TAKES_INPUT_TYPE)
+                                  tokenizer, settings.coalesce_ms / 1000, self.TAKES_INPUT_TYPE,
+                                  self.REFUSES_LONG)
 
     def headers(self) -> dict[str, str]:
         """Headers on every call: the credential, by default as a bearer token."""
@@ -157,7 +168,7 @@ class HTTPProvider(BaseProvider):
         return self._caps
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
-                input_type: str | None = None) -> tuple[str, dict]:
+                options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
         """(url, JSON body) of the call that embeds `inputs`."""
         raise NotImplementedError
 
@@ -170,8 +181,8 @@ class HTTPProvider(BaseProvider):
         return status_error(self.name, status, headers, error_message(status, content), model=model)
 
     async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None,
-                    input_type: str | None = None) -> EmbedResult:
-        url, body = self.request(inputs, model, dimensions, input_type)
+                    options: Options = DEFAULT_OPTIONS) -> EmbedResult:
+        url, body = self.request(inputs, model, dimensions, options)
         status, headers, content = await self._transport.post(url, orjson.dumps(body))
         if status != 200:
             raise self._scrubbed(self.error(status, headers, content, model))

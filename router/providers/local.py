@@ -15,7 +15,16 @@ from router.errors import InternalError, InvalidRequest, RouterError
 from router.local import export, model_files
 from router.local.batcher import Batcher
 from router.local.engine import Engine
-from router.providers.base import BaseProvider, Capabilities, EmbedResult, Inputs, ProviderKind, QueueStats
+from router.providers.base import (
+    DEFAULT_OPTIONS,
+    BaseProvider,
+    Capabilities,
+    EmbedResult,
+    Inputs,
+    Options,
+    ProviderKind,
+    QueueStats,
+)
 from router.reader import ConfigError, Section, choices, doc, one_of, positive, read
 from router.token_ids import TOKENIZERS, decoder_for, read_tokenizer
 
@@ -92,7 +101,7 @@ class LocalModel:
         decoder = decoder_for(settings.tokenizer, settings.tokenizer_file)
         # One batch of any size: the batcher packs inputs itself.
         self.capabilities = Capabilities(max_batch=1 << 30, supports_dimensions=False, accepts_tokens=False,
-                                         tokenizer=decoder)
+                                         tokenizer=decoder, refuses_long=True)
 
 
 class LocalProvider(BaseProvider):
@@ -105,7 +114,7 @@ class LocalProvider(BaseProvider):
         return self.models[model].capabilities
 
     async def embed(self, inputs: Inputs, *, model: str, dimensions: int | None,
-                    input_type: str | None = None) -> EmbedResult:
+                    options: Options = DEFAULT_OPTIONS) -> EmbedResult:
         local = self.models[model]
         texts = [x for x in inputs if isinstance(x, str)]
         if len(texts) != len(inputs):
@@ -113,9 +122,9 @@ class LocalProvider(BaseProvider):
         # A few short texts tokenise in microseconds, less than a thread hop costs;
         # a large batch takes milliseconds, so it goes off the event loop.
         if sum(len(x) for x in texts) <= _INLINE_TOKENIZE_CHARS:
-            tokenized = local.engine.tokenize(texts)
+            tokenized = local.engine.tokenize(texts, options.truncate)
         else:
-            tokenized = await asyncio.to_thread(local.engine.tokenize, texts)
+            tokenized = await asyncio.to_thread(local.engine.tokenize, texts, options.truncate)
         try:
             vectors = await local.batcher.embed(tokenized.ids)
         except RouterError:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.providers.base import Inputs, ProviderKind
+from router.providers.base import DEFAULT_OPTIONS, Inputs, Options, ProviderKind
 from router.providers.http import Answer, HTTPProvider, HTTPSettings, read_settings
 from router.providers.openai import read_data
 from router.reader import Section, doc
@@ -34,7 +34,7 @@ def parse_settings(s: Section) -> NuGenSettings:
 
 class NuGenProvider(HTTPProvider):
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
-                input_type: str | None = None) -> tuple[str, dict]:
+                options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
         body: dict = {"model": model, "input": list(inputs)}
         if dimensions is not None:
             body["dimensions"] = dimensions

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.providers.base import Inputs, ProviderKind
+from router.providers.base import DEFAULT_OPTIONS, Inputs, Options, ProviderKind
 from router.providers.http import Answer, HTTPProvider, HTTPSettings, read_settings
 from router.reader import Section, doc
 
@@ -38,11 +38,12 @@ def parse_settings(s: Section) -> OllamaSettings:
 
 class OllamaProvider(HTTPProvider):
     settings: OllamaSettings
+    REFUSES_LONG = True   # `truncate: false` makes Ollama refuse an input over the context
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
-                input_type: str | None = None) -> tuple[str, dict]:
+                options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
         body: dict = {"model": model, "input": list(inputs),
-                      "truncate": self.settings.truncate}
+                      "truncate": self.settings.truncate and options.truncate}
         if dimensions is not None:
             body["dimensions"] = dimensions
         if self.settings.keep_alive:

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from router.errors import RouterError, UpstreamError
-from router.providers.base import Inputs, ProviderKind
+from router.providers.base import DEFAULT_OPTIONS, Inputs, Options, ProviderKind
 from router.providers.http import (
     Answer,
     HTTPProvider,
@@ -79,7 +79,7 @@ class OpenAIProvider(HTTPProvider):
         return {**super().headers(), **self.settings.headers}
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
-                input_type: str | None = None) -> tuple[str, dict]:
+                options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
         body = {**self.settings.extra_body, "model": model, "input": list(inputs)}
         if self.settings.encoding != "none":
             body["encoding_format"] = self.settings.encoding

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.errors import InvalidRequest, Overloaded, RateLimited, RouterError, UpstreamError
-from router.providers.base import Inputs, ProviderKind, retry_after_from
+from router.providers.base import DEFAULT_OPTIONS, Inputs, Options, ProviderKind, retry_after_from
 from router.providers.http import (
     Answer,
     HTTPProvider,
@@ -48,11 +48,12 @@ def parse_settings(s: Section) -> TEISettings:
 
 class TEIProvider(HTTPProvider):
     settings: TEISettings
+    REFUSES_LONG = True   # `truncate: false` makes TEI refuse an input over its max length
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
-                input_type: str | None = None) -> tuple[str, dict]:
+                options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
         body: dict = {"inputs": list(inputs), "normalize": self.settings.normalize,
-                      "truncate": self.settings.truncate}
+                      "truncate": self.settings.truncate and options.truncate}
         if dimensions is not None:
             body["dimensions"] = dimensions
         return f"{self.settings.base_url}/embed", body

@@ -33,3 +33,12 @@ def test_a_requests_input_type_wins_over_the_configured_one(serve, single):
     assert fake.requests[-1]["body"]["input_type"] == "search_query"
     assert embed(router, input="d").status_code == 200
     assert fake.requests[-1]["body"]["input_type"] == "search_document"
+
+
+def test_truncation_off_asks_cohere_to_refuse_long_texts(serve, single):
+    fake = FakeCohere()
+    router = single({"kind": "cohere", "base_url": serve(fake)}, "embed-english-v3.0")
+    assert embed(router, input="a text", truncation=False).status_code == 200
+    assert fake.requests[-1]["body"]["truncate"] == "NONE"
+    assert embed(router, input="a text").status_code == 200  # not a cache hit: truncation off is another answer
+    assert fake.requests[-1]["body"]["truncate"] == "END"
