@@ -193,3 +193,13 @@ def test_input_type_reaches_an_upstream_that_takes_it(make_router):
                                                "input_type": "document"})
         assert r.status_code == 200 and r.headers["x-cache-hits"] == "0"  # a document's vector is another
         assert fake.requests[-1]["body"]["input_type"] == "search_document"
+
+
+def test_langchain_ollama_embeddings(served, upstream):
+    from langchain_ollama import OllamaEmbeddings
+
+    embeddings = OllamaEmbeddings(model=MODEL, base_url=served.url,
+                                  client_kwargs={"headers": {"Authorization": f"Bearer {KEY}"}})
+    documents = embeddings.embed_documents(["red", "green"])
+    np.testing.assert_allclose(documents, [vector_for(MODEL, "red"), vector_for(MODEL, "green")], atol=1e-6)
+    np.testing.assert_allclose(embeddings.embed_query("red"), vector_for(MODEL, "red"), atol=1e-6)
