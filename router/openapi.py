@@ -64,7 +64,7 @@ SCHEMAS: dict[str, Any] = {
             "dimensions": _DIMENSIONS,
             "user": {"type": "string"},
             # Voyage's fields (its SDK posts here): `output_dimension` is `dimensions`; binary and ubinary
-            # are computed from the floats (int8/uint8 need an upstream that quantises: a 400 today).
+            # are computed from the floats (int8/uint8 come from upstreams that quantise: model-dependent).
             "output_dimension": _DIMENSIONS,
             "output_dtype": {"enum": list(quantize.COMPUTED)},
             "input_type": {"enum": ["document", "query", None]},

@@ -31,7 +31,7 @@ async def embeddings(services: Services, request: Request, trace: Trace, dialect
     trace.model, trace.inputs = req.model, len(req.inputs)
     route = runtime.routes.resolve(req.model, principal)
     trace.route = route.model.name
-    options = route.options(req.input_type, req.refuse_long)
+    options = route.options(req)
     async with services.limiter.admit(principal, route.model.name, req.inputs) as admission:
         keys = cache_keys(route.model.space, req.dimensions, req.inputs, req.tokens, options)
         with await services.cache.lookup(keys, req.inputs, read=not _no_cache(request)) as lookup:

@@ -57,7 +57,7 @@ def parse(body: bytes, *, max_inputs: int = 2048) -> EmbeddingRequest:
     if user is not None and not isinstance(user, str):
         raise InvalidRequest("'user' must be a string", param="user")
     return EmbeddingRequest(model, inputs, tokens, encoding, dimensions if dimensions is not None else voyage,
-                            user, _output_dtype(payload.get("output_dtype"), model),
+                            user, _output_dtype(payload.get("output_dtype")),
                             input_type_of(payload.get("input_type"), VOYAGE_INPUT_TYPES),
                             refuse_long(payload, "truncation"))  # Voyage's: false refuses over-long inputs
 
@@ -104,14 +104,10 @@ def dimensions_of(payload: dict, name: str) -> int | None:
     return value
 
 
-def _output_dtype(value: object, model: str) -> str:
+def _output_dtype(value: object) -> str:
     if value is None:
         return "float"
-    if value in quantize.UPSTREAM_ONLY:
-        raise InvalidRequest(f"the model '{clip(model, 80)}' cannot return 'output_dtype' {value}: none of its "
-                             f"deployments quantises to it (the router computes {', '.join(quantize.COMPUTED)})",
-                             param="output_dtype", code="output_dtype_unsupported")
-    if value not in quantize.COMPUTED:
+    if value not in quantize.COMPUTED + quantize.UPSTREAM_ONLY:
         raise InvalidRequest(f"'output_dtype' must be one of {', '.join(quantize.COMPUTED + quantize.UPSTREAM_ONLY)},"
                              f" got {_short(value)}", param="output_dtype")
     return str(value)

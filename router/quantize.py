@@ -4,7 +4,9 @@
 byte, most significant bit first, as uint8; `binary`: the same bytes as int8
 (ubinary - 128). That is what Cohere, Voyage and sentence-transformers'
 `quantize_embeddings` return, so vectors quantised here compare with theirs.
-The cache keeps floats; these are computed at encode time.
+The cache keeps floats; these are computed at encode time. `int8` and `uint8` depend on
+an upstream's own calibration: they come from upstreams that quantise (`Options.dtype`),
+carried as float32 integers and cached apart from the floats.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ def binary(vectors: np.ndarray) -> np.ndarray:
 
 
 def as_output(vectors: np.ndarray, output_type: str) -> np.ndarray:
-    """`vectors` (float32, n x d) in `output_type`: float32, or n x ceil(d / 8) bytes."""
+    """`vectors` (float32, n x d) in `output_type`: float32, or n x ceil(d / 8) bytes; for int8 and
+    uint8 the vectors already hold the upstream's integers (exact in float32), only retyped here."""
+    if output_type in UPSTREAM_ONLY:
+        return vectors.astype(output_type)
     if output_type == "ubinary":
         return ubinary(vectors)
     if output_type == "binary":

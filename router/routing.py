@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from router import protocol, quantize
 from router.auth import Principal
 from router.breaker import Transition
 from router.coalesce import Coalescer
@@ -43,6 +44,7 @@ from router.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from router.protocol import EmbeddingRequest
 from router.providers.base import DEFAULT_OPTIONS, Capabilities, EmbedResult, Options, Provider, estimate_tokens
 from router.settings import Config, Deployment, ModelConfig
 from router.strategies import STRATEGIES
@@ -79,22 +81,33 @@ class Route:
         # only then does it reach the upstream, the cache key and the coalescing options.
         self.takes_input_type = any(t.provider.capabilities(t.state.deployment.model).takes_input_type
                                     for t in targets)
-        # Whether every deployment refuses an over-long input when asked (a request's truncate off).
-        self.refuses_long = all(t.provider.capabilities(t.state.deployment.model).refuses_long for t in targets)
         self.shared_caps = shared_caps   # the deployments' caps across replicas (Redis), if counted there
         self._freed: asyncio.Event | None = None
 
-    def options(self, input_type: str | None, refuse_long: str | None) -> Options:
+    def options(self, req: EmbeddingRequest) -> Options:
         """A request's upstream options as this model's deployments can honour them: `input_type` only
         where it changes the vectors (else the request shares their cache entries); refusing over-long
-        inputs (`refuse_long`: the field that asked) only where every deployment can, else a 400 naming it."""
-        if refuse_long is not None and not self.refuses_long:
+        inputs (`refuse_long`: the field that asked) and an upstream's own int8/uint8 only where every
+        deployment can, else a 400 naming the field."""
+        refuse_long = req.refuse_long
+        dtype = req.output_dtype if req.output_dtype in quantize.UPSTREAM_ONLY else "float"
+        if req.input_type is None and refuse_long is None and dtype == "float":
+            return DEFAULT_OPTIONS
+        caps = [t.provider.capabilities(t.state.deployment.model) for t in self.targets]
+        if refuse_long is not None and not all(c.refuses_long for c in caps):
             raise InvalidRequest(f"'{refuse_long}': the model '{self.model.name}' cannot refuse over-long inputs: "
                                  "some of its deployments cut them", param=refuse_long,
                                  code=f"{refuse_long}_unsupported")
-        if input_type is None and refuse_long is None:
-            return DEFAULT_OPTIONS
-        return Options(input_type if self.takes_input_type else None, refuse_long is None)
+        if dtype != "float" and not all(dtype in c.quantizes for c in caps):
+            param = req.options.get("dtype_param", "output_dtype")
+            raise InvalidRequest(f"the model '{protocol.clip(self.model.name, 80)}' cannot return '{param}' {dtype}: "
+                                 f"not every deployment of it quantises to it (the router computes "
+                                 f"{', '.join(quantize.COMPUTED)} from floats for any model)",
+                                 param=param, code="output_dtype_unsupported")
+        if dtype != "float" and req.dimensions is not None and not all(c.supports_dimensions for c in caps):
+            raise InvalidRequest(f"'dimensions' with {dtype}: the model '{self.model.name}' has deployments that "
+                                 "cannot shorten quantised vectors themselves", param="dimensions")
+        return Options(req.input_type if self.takes_input_type else None, refuse_long is None, dtype)
 
     def freed(self) -> None:
         """A call ended: wake the requests waiting for a deployment's capacity."""

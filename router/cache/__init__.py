@@ -37,7 +37,8 @@ def cache_keys(space: str, dimensions: int | None, inputs: Sequence, tokens: boo
     kind and the upstream options (`input_type`; truncation off, which must not find a cut input's vector)."""
     text_prefix = f"{space}\x00{dimensions or 0}\x00{'t' if tokens else 's'}\x00"
     if options != DEFAULT_OPTIONS:  # the default's keys stay what they always were
-        text_prefix += f"{options.input_type or ''}\x00{'' if options.truncate else 'no-truncate'}\x00"
+        cut = "" if options.truncate else "no-truncate"
+        text_prefix += f"{options.input_type or ''}\x00{cut}\x00{options.dtype}\x00"
     prefix = text_prefix.encode()
     if tokens:
         return [_digest(prefix + np.asarray(x, dtype="<u4").tobytes()) for x in inputs]

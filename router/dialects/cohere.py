@@ -1,10 +1,11 @@
 """Cohere: `POST /v2/embed` (ClientV2) and `POST /v1/embed` (Client).
 
-`texts` (or v2 `inputs` with one text part each), `input_type` (accepted), `embedding_types`
-(float, binary, ubinary, base64 computed from the floats; int8/uint8 need an upstream that
-quantises: a 400), `truncate` (END, the deployments' behaviour; NONE and START are a 400),
-`output_dimension`. v2, and v1 with `embedding_types`, answer embeddings by type; v1 without
-them answers a bare list (`embeddings_floats`).
+`texts` (or v2 `inputs` with one text part each), `input_type` (sent to upstreams that take
+it), `embedding_types` (float, binary, ubinary, base64 computed from the floats; int8 or uint8
+alone from a model whose every deployment quantises, else a 400), `truncate` (END: cut; NONE:
+refuse over-long texts, where every deployment can; START is a 400), `output_dimension`.
+v2, and v1 with `embedding_types`, answer embeddings by type; v1 without them answers a bare
+list (`embeddings_floats`).
 """
 
 from __future__ import annotations
@@ -43,17 +44,18 @@ def _parse(body: bytes, context: Context, version: str) -> protocol.EmbeddingReq
         if not isinstance(types, list) or not types or not all(isinstance(t, str) for t in types):
             raise InvalidRequest("'embedding_types' must be a non-empty list of strings", param="embedding_types")
         for kind in types:
-            if kind in quantize.UPSTREAM_ONLY:
-                raise InvalidRequest(f"the model '{protocol.clip(model, 80)}' cannot return '{kind}' embeddings: "
-                                     f"none of its deployments quantises to it (the router computes "
-                                     f"{', '.join(TYPES)})", param="embedding_types", code="output_dtype_unsupported")
-            if kind not in TYPES:
+            if kind not in TYPES + quantize.UPSTREAM_ONLY:
                 raise InvalidRequest(f"'embedding_types' may hold {', '.join(TYPES + quantize.UPSTREAM_ONLY)}; "
                                      f"got {protocol.clip(kind, 40)!r}", param="embedding_types")
+        if any(kind in quantize.UPSTREAM_ONLY for kind in types) and len(set(types)) > 1:
+            raise InvalidRequest("'embedding_types': ask for int8 or uint8 alone (they come from the upstream's own "
+                                 "quantisation; the others are computed from floats)", param="embedding_types")
     dimensions = protocol.dimensions_of(payload, "output_dimension")
     return protocol.EmbeddingRequest(model, inputs, False, dimensions=dimensions, input_type=input_type,
                                      refuse_long="truncate" if truncate == "NONE" else None,
-                                     options={"version": version, "types": types, "texts": inputs})
+                                     output_dtype=types[0] if types and types[0] in quantize.UPSTREAM_ONLY else "float",
+                                     options={"version": version, "types": types, "texts": inputs,
+                                              "dtype_param": "embedding_types"})
 
 
 def _texts_of(items: object) -> list:

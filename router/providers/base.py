@@ -44,6 +44,7 @@ class Capabilities:
     coalesce_s: float = 0.0     # concurrent chunks wait this long to share one call (0: each its own)
     takes_input_type: bool = False  # the API's vectors depend on a request's `input_type`
     refuses_long: bool = False      # with `truncate` off it refuses an over-long input (else it may cut it)
+    quantizes: tuple[str, ...] = () # output types it returns itself (int8, uint8), by its own calibration
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class Options:
 
     input_type: str | None = None   # what the texts are for (`protocol.INPUT_TYPES`), for APIs that take it
     truncate: bool = True           # False: refuse an over-long input rather than cut it
+    dtype: str = "float"            # or one of `Capabilities.quantizes`: the values are its integers
 
 
 DEFAULT_OPTIONS = Options()

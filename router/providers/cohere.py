@@ -1,12 +1,13 @@
 """`kind: cohere` — Cohere's Embed API v2.
 
-    POST {base_url}/v2/embed  {"model", "texts", "input_type", "embedding_types": ["float"],
+    POST {base_url}/v2/embed  {"model", "texts", "input_type", "embedding_types": [TYPE],
                                "output_dimension", "truncate"}
-    -> {"id", "embeddings": {"float": [[...]]}, "texts", "meta": {"billed_units": {"input_tokens"}}}
+    -> {"id", "embeddings": {TYPE: [[...]]}, "texts", "meta": {"billed_units": {"input_tokens"}}}
     errors: {"id", "message"}; 498 is a refused key, like 401
 
-At most 96 texts a call. `input_type` is required by v3+ models and fixed
-per deployment: a query and a document embed differently.
+At most 96 texts a call. `input_type` is required by v3+ models: the request's, else the
+deployment's (a query and a document embed differently). TYPE is float, or int8/uint8
+when a client asks for Cohere's own quantisation.
 """
 
 from __future__ import annotations
@@ -55,19 +56,22 @@ class CohereProvider(HTTPProvider):
     settings: CohereSettings
     TAKES_INPUT_TYPE = True
     REFUSES_LONG = True
+    QUANTIZES = ("int8", "uint8")
 
     def request(self, inputs: Inputs, model: str, dimensions: int | None,
                 options: Options = DEFAULT_OPTIONS) -> tuple[str, dict]:
         body: dict = {"model": model, "texts": list(inputs),
-                      "input_type": options.input_type or self.settings.input_type, "embedding_types": ["float"],
+                      "input_type": options.input_type or self.settings.input_type,
+                      "embedding_types": [options.dtype],
                       "truncate": self.settings.truncate if options.truncate else "NONE"}
         if dimensions is not None:
             body["output_dimension"] = dimensions
         return f"{self.settings.base_url}/v2/embed", body
 
-    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+    def read(self, payload: Any, headers: Mapping[str, str], n: int,
+             options: Options = DEFAULT_OPTIONS) -> Answer:
         billed = (payload.get("meta") or {}).get("billed_units") or {}
-        return Answer(payload["embeddings"]["float"], billed.get("input_tokens"))
+        return Answer(payload["embeddings"][options.dtype], billed.get("input_tokens"))
 
     def error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:
         return status_error(self.name, 401 if status == 498 else status, headers, error_message(status, content),

@@ -79,7 +79,8 @@ class GeminiProvider(HTTPProvider):
         requests = [{**each, "content": {"parts": [{"text": text}]}} for text in inputs]
         return f"{self.settings.base_url}/models/{quote(model, safe='')}:batchEmbedContents", {"requests": requests}
 
-    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+    def read(self, payload: Any, headers: Mapping[str, str], n: int,
+             options: Options = DEFAULT_OPTIONS) -> Answer:
         vectors = np.asarray([e["values"] for e in payload["embeddings"]], dtype=np.float32)
         if self.settings.normalize and vectors.ndim == 2:
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)

@@ -145,6 +145,7 @@ class HTTPProvider(BaseProvider):
 
     TAKES_INPUT_TYPE = False  # its `request` sends the request's `input_type` (the vectors depend on it)
     REFUSES_LONG = False      # its `request` asks the API to refuse over-long inputs when `truncate` is off
+    QUANTIZES: tuple[str, ...] = ()  # output types its `request` can ask the API for (`Options.dtype`)
 
     settings: HTTPSettings
 
@@ -158,7 +159,7 @@ class HTTPProvider(BaseProvider):
         self._redact = Redactor([*secrets_in(settings), *self.headers().values()], upstream=True)
         self._caps = Capabilities(settings.max_batch, settings.supports_dimensions, settings.accepts_tokens,
                                   tokenizer, settings.coalesce_ms / 1000, self.TAKES_INPUT_TYPE,
-                                  self.REFUSES_LONG)
+                                  self.REFUSES_LONG, self.QUANTIZES)
 
     def headers(self) -> dict[str, str]:
         """Headers on every call: the credential, by default as a bearer token."""
@@ -172,7 +173,8 @@ class HTTPProvider(BaseProvider):
         """(url, JSON body) of the call that embeds `inputs`."""
         raise NotImplementedError
 
-    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+    def read(self, payload: Any, headers: Mapping[str, str], n: int,
+             options: Options = DEFAULT_OPTIONS) -> Answer:
         """The vectors and billed tokens in a 200's parsed body (KeyError etc. mean malformed)."""
         raise NotImplementedError
 
@@ -187,7 +189,7 @@ class HTTPProvider(BaseProvider):
         if status != 200:
             raise self._scrubbed(self.error(status, headers, content, model))
         try:
-            answer = self.read(orjson.loads(content), headers, len(inputs))
+            answer = self.read(orjson.loads(content), headers, len(inputs), options)
             vectors = numbers(answer.vectors, self.name)
         except RouterError as exc:
             raise self._scrubbed(exc) from None

@@ -40,7 +40,8 @@ class NuGenProvider(HTTPProvider):
             body["dimensions"] = dimensions
         return f"{self.settings.base_url}/api/v3/inference/embeddings", body
 
-    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+    def read(self, payload: Any, headers: Mapping[str, str], n: int,
+             options: Options = DEFAULT_OPTIONS) -> Answer:
         return read_data(payload, n, self.name)
 
 

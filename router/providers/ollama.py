@@ -50,7 +50,8 @@ class OllamaProvider(HTTPProvider):
             body["keep_alive"] = self.settings.keep_alive
         return f"{self.settings.base_url}/api/embed", body
 
-    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+    def read(self, payload: Any, headers: Mapping[str, str], n: int,
+             options: Options = DEFAULT_OPTIONS) -> Answer:
         return Answer(payload["embeddings"], payload.get("prompt_eval_count"))
 
 

@@ -87,7 +87,8 @@ class OpenAIProvider(HTTPProvider):
             body[self.settings.dimensions_field] = dimensions
         return f"{self.settings.base_url}/embeddings", body
 
-    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+    def read(self, payload: Any, headers: Mapping[str, str], n: int,
+             options: Options = DEFAULT_OPTIONS) -> Answer:
         return read_data(payload, n, self.name)
 
     def error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:

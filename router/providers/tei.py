@@ -58,7 +58,8 @@ class TEIProvider(HTTPProvider):
             body["dimensions"] = dimensions
         return f"{self.settings.base_url}/embed", body
 
-    def read(self, payload: Any, headers: Mapping[str, str], n: int) -> Answer:
+    def read(self, payload: Any, headers: Mapping[str, str], n: int,
+             options: Options = DEFAULT_OPTIONS) -> Answer:
         counted = headers.get("x-compute-tokens", "")
         return Answer(payload, int(counted) if counted.isdigit() else None)
 

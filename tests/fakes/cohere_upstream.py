@@ -33,8 +33,8 @@ class FakeCohere(FakeAPI):
         if payload.get("input_type") not in INPUT_TYPES:
             raise Refused(self.error(400, "invalid request: input_type is required for embed-v3 and newer"))
         types = payload.get("embedding_types", ["float"])
-        if not isinstance(types, list) or "float" not in types:
-            raise Refused(self.error(400, "invalid request: embedding_types must include float here"))
+        if not isinstance(types, list) or not types or not set(types) <= {"float", "int8", "uint8"}:
+            raise Refused(self.error(400, "invalid request: embedding_types must be float, int8 or uint8 here"))
         if payload.get("truncate", "END") not in ("NONE", "START", "END"):
             raise Refused(self.error(400, "invalid request: truncate must be NONE, START or END"))
         dims = payload.get("output_dimension")
@@ -46,5 +46,13 @@ class FakeCohere(FakeAPI):
         meta: dict = {"api_version": {"version": "2"}}
         if self.report_usage:
             meta["billed_units"] = {"input_tokens": tokens}
-        return {"id": "b6f5", "embeddings": {"float": vectors}, "texts": call.inputs, "meta": meta,
+        types = self.requests[-1]["body"].get("embedding_types", ["float"])
+        by_type = {kind: vectors if kind == "float" else [quantized(v, kind) for v in vectors] for kind in types}
+        return {"id": "b6f5", "embeddings": by_type, "texts": call.inputs, "meta": meta,
                 "response_type": "embeddings_by_type"}
+
+
+def quantized(vector: np.ndarray, kind: str) -> list[int]:
+    """The fake's own int8/uint8 calibration: scale to 127, round (uint8 shifted by 128)."""
+    values = np.clip(np.round(vector * 127 / np.abs(vector).max()), -127, 127).astype(int)
+    return (values + 128 if kind == "uint8" else values).tolist()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fakes.cohere_upstream import FakeCohere
 from tests.providers.conftest import embed
 from tests.test_api import assert_error
@@ -42,3 +44,38 @@ def test_truncation_off_asks_cohere_to_refuse_long_texts(serve, single):
     assert fake.requests[-1]["body"]["truncate"] == "NONE"
     assert embed(router, input="a text").status_code == 200  # not a cache hit: truncation off is another answer
     assert fake.requests[-1]["body"]["truncate"] == "END"
+
+
+def test_int8_and_uint8_come_from_cohere_itself_and_are_cached_apart(serve, single):
+    from tests.fakes.cohere_upstream import quantized
+    from tests.fakes.openai_upstream import vector_for
+
+    fake = FakeCohere()
+    router = single({"kind": "cohere", "base_url": serve(fake)}, "embed-english-v3.0")
+    want = vector_for("embed-english-v3.0", "a text")
+    for dtype in ("int8", "uint8"):
+        r = embed(router, input="a text", output_dtype=dtype)
+        assert r.status_code == 200, r.text
+        assert fake.requests[-1]["body"]["embedding_types"] == [dtype]
+        assert r.json()["data"][0]["embedding"] == quantized(want, dtype)
+        assert r.headers["x-cache-hits"] == "0"  # each type is its own answer, never the floats retyped
+    again = embed(router, input="a text", output_dtype="int8")
+    assert again.headers["x-cache-hits"] == "1" and again.json()["data"][0]["embedding"] == quantized(want, "int8")
+    floats = embed(router, input="a text")
+    assert floats.headers["x-cache-hits"] == "0" and fake.requests[-1]["body"]["embedding_types"] == ["float"]
+
+
+def test_cohere_sdk_int8_through_the_router(serve, single):
+    import cohere
+
+    from tests.conftest import KEY
+    from tests.fakes.cohere_upstream import quantized
+    from tests.fakes.openai_upstream import vector_for
+
+    fake = FakeCohere()
+    router = single({"kind": "cohere", "base_url": serve(fake)}, "embed-english-v3.0")
+    client = cohere.ClientV2(base_url=router.url, api_key=KEY)
+    answer = client.embed(model="m", texts=["a", "b"], input_type="search_document", embedding_types=["int8"])
+    assert answer.embeddings.int8 == [quantized(vector_for("embed-english-v3.0", t), "int8") for t in ("a", "b")]
+    with pytest.raises(cohere.errors.BadRequestError, match="alone"):
+        client.embed(model="m", texts=["a"], input_type="search_document", embedding_types=["float", "int8"])
