@@ -61,11 +61,14 @@ class Section:
         raw = self.get(key, Mapping, {} if default is _REQUIRED else default)
         return Section(raw, self.at(key))
 
-    def strings(self, key: str, default: tuple = ()) -> tuple[str, ...]:
+    def strings(self, key: str, default: tuple = (),
+                check: Callable[[Any], str | None] | None = None) -> tuple[str, ...]:
         values = self.get(key, list, list(default))
         for i, value in enumerate(values):
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{self.at(key)}[{i}]: expected a non-empty string, got {_kind(value)}")
+        if check is not None and (problem := check(tuple(values))):
+            raise ConfigError(f"{self.at(key)}: {problem}")
         return tuple(values)
 
     def done(self) -> None:
@@ -134,7 +137,8 @@ def read(cls: type[T], section: Section, **given: Any) -> T:
         if dataclasses.is_dataclass(kind):
             values[f.name] = read(kind, section.section(key, None if default is _REQUIRED else {}))  # type: ignore[arg-type]
         elif typing.get_origin(kind) is tuple:
-            values[f.name] = section.strings(key, () if default is _REQUIRED else default)
+            values[f.name] = section.strings(key, () if default is _REQUIRED else default,
+                                             check=_check_of(cls, f.name))
         else:
             values[f.name] = section.get(key, _python_type(kind), default, check=_check_of(cls, f.name))
     section.done()

@@ -28,6 +28,7 @@ from router.providers.http import (
     Answer,
     HTTPProvider,
     HTTPSettings,
+    Poster,
     error_message,
     field_of,
     read_settings,
@@ -55,6 +56,10 @@ class OpenAISettings(HTTPSettings):
                                                                          kind="mapping"))
     extra_body: dict = field(default_factory=dict, metadata=doc(
         "fixed body fields on every call: Jina's `task`, Voyage's `input_type`", kind="mapping"))
+    quantizes: tuple[str, ...] = field(default=(), metadata=doc(
+        "output types the API returns itself when asked with `output_dtype` (Voyage: `[int8, uint8]`); "
+        "clients asking for them get its integers", kind="list of int8, uint8", default="none",
+        check=lambda kinds: None if set(kinds) <= {"int8", "uint8"} else "may hold int8 and uint8 only"))
 
 
 OA = TypeVar("OA", bound=OpenAISettings)
@@ -75,6 +80,10 @@ def finish(settings: OA) -> OA:
 class OpenAIProvider(HTTPProvider):
     settings: OpenAISettings
 
+    def __init__(self, name: str, settings: OpenAISettings, transport: Poster | None = None) -> None:
+        super().__init__(name, settings, transport)
+        self._caps = replace(self._caps, quantizes=settings.quantizes)
+
     def headers(self) -> dict[str, str]:
         return {**super().headers(), **self.settings.headers}
 
@@ -85,11 +94,13 @@ class OpenAIProvider(HTTPProvider):
             body["encoding_format"] = self.settings.encoding
         if dimensions is not None:
             body[self.settings.dimensions_field] = dimensions
+        if options.dtype != "float":
+            body["output_dtype"] = options.dtype
         return f"{self.settings.base_url}/embeddings", body
 
     def read(self, payload: Any, headers: Mapping[str, str], n: int,
              options: Options = DEFAULT_OPTIONS) -> Answer:
-        return read_data(payload, n, self.name)
+        return read_data(payload, n, self.name, options.dtype)
 
     def error(self, status: int, headers: Mapping[str, str], content: bytes, model: str) -> RouterError:
         param = field_of(content, "error", "param")
@@ -97,8 +108,9 @@ class OpenAIProvider(HTTPProvider):
                             param=param if isinstance(param, str) else None)
 
 
-def read_data(payload: Any, n: int, provider: str) -> Answer:
-    """OpenAI's `data` list (floats or base64), put in index order, and its usage."""
+def read_data(payload: Any, n: int, provider: str, dtype: str = "float") -> Answer:
+    """OpenAI's `data` list (numbers, or base64 of little-endian float32, or of the `dtype`'s bytes),
+    put in index order, and its usage."""
     data = payload["data"]
     if len(data) != n:
         raise UpstreamError(f"provider {provider!r} returned {len(data)} vectors for {n} inputs")
@@ -111,7 +123,8 @@ def read_data(payload: Any, n: int, provider: str) -> Answer:
         data = sorted(data, key=lambda item: item["index"])
     embeddings = [item["embedding"] for item in data]
     if embeddings and isinstance(embeddings[0], str):
-        vectors: Any = np.stack([np.frombuffer(base64.b64decode(e), dtype="<f4") for e in embeddings])
+        raw = {"float": "<f4", "int8": "i1", "uint8": "u1"}[dtype]
+        vectors: Any = np.stack([np.frombuffer(base64.b64decode(e), dtype=raw) for e in embeddings])
     else:
         vectors = embeddings
     usage = payload.get("usage") or {}

@@ -38,6 +38,13 @@ def vector_for(model: str, item: str | list[int], dimensions: int | None = None)
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
+def quantized(vector: np.ndarray, kind: str) -> list[int]:
+    """The fakes' own int8/uint8 calibration, as an API that quantises has one: scale to 127 and
+    round (uint8 shifted by 128)."""
+    values = np.clip(np.round(vector * 127 / np.abs(vector).max()), -127, 127).astype(int)
+    return (values + 128 if kind == "uint8" else values).tolist()
+
+
 def tokens_of(inputs: list) -> int:
     return sum(len(x) // 4 + 1 if isinstance(x, str) else len(x) for x in inputs)
 

@@ -10,7 +10,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.fakes.api import Call, FakeAPI, Refused
+from tests.fakes.api import Call, FakeAPI, Refused, quantized
 
 INPUT_TYPES = ("search_document", "search_query", "classification", "clustering", "image")
 OUTPUT_DIMENSIONS = (4, 8)   # embed-v4.0 takes 256, 512, 1024, 1536: scaled to the fake's 16-dim vectors
@@ -51,8 +51,3 @@ class FakeCohere(FakeAPI):
         return {"id": "b6f5", "embeddings": by_type, "texts": call.inputs, "meta": meta,
                 "response_type": "embeddings_by_type"}
 
-
-def quantized(vector: np.ndarray, kind: str) -> list[int]:
-    """The fake's own int8/uint8 calibration: scale to 127, round (uint8 shifted by 128)."""
-    values = np.clip(np.round(vector * 127 / np.abs(vector).max()), -127, 127).astype(int)
-    return (values + 128 if kind == "uint8" else values).tolist()

@@ -10,7 +10,7 @@ import numpy as np
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.fakes.api import API_KEY, DIMS, Call, FakeAPI, Fault, Refused, vector_for
+from tests.fakes.api import API_KEY, DIMS, Call, FakeAPI, Fault, Refused, quantized, vector_for
 
 __all__ = ["API_KEY", "DIMS", "FakeUpstream", "Fault", "vector_for"]
 
@@ -43,10 +43,14 @@ class FakeUpstream(FakeAPI):
         return payload.get("model")
 
     def render(self, call: Call, vectors: list[np.ndarray], tokens: int) -> Any:
-        as_b64 = self.requests[-1]["body"].get("encoding_format") == "base64"
+        body = self.requests[-1]["body"]
+        as_b64 = body.get("encoding_format") == "base64"
+        dtype = body.get("output_dtype") or "float"  # Voyage's: int8/uint8 by the API's own calibration
+        rows = vectors if dtype == "float" else [np.asarray(quantized(v, dtype), dtype=dtype) for v in vectors]
         data = [{"object": "embedding", "index": i,
-                 "embedding": base64.b64encode(v.astype("<f4").tobytes()).decode() if as_b64 else v}
-                for i, v in enumerate(vectors)]
+                 "embedding": base64.b64encode(v.astype("<f4" if dtype == "float" else dtype).tobytes()).decode()
+                 if as_b64 else v}
+                for i, v in enumerate(rows)]
         out: dict = {"object": "list", "data": self.reversed_if_shuffled(data), "model": call.model}
         if self.report_usage:
             out["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}

@@ -47,7 +47,7 @@ def test_truncation_off_asks_cohere_to_refuse_long_texts(serve, single):
 
 
 def test_int8_and_uint8_come_from_cohere_itself_and_are_cached_apart(serve, single):
-    from tests.fakes.cohere_upstream import quantized
+    from tests.fakes.api import quantized
     from tests.fakes.openai_upstream import vector_for
 
     fake = FakeCohere()
@@ -69,7 +69,7 @@ def test_cohere_sdk_int8_through_the_router(serve, single):
     import cohere
 
     from tests.conftest import KEY
-    from tests.fakes.cohere_upstream import quantized
+    from tests.fakes.api import quantized
     from tests.fakes.openai_upstream import vector_for
 
     fake = FakeCohere()

@@ -58,3 +58,20 @@ def test_token_ids_are_forwarded_by_default_only_to_openai(base_url, forwards):
     assert parse(yaml.safe_dump(raw)).providers["up"].settings.accepts_tokens is forwards
     raw["providers"]["up"]["accepts_tokens"] = not forwards
     assert parse(yaml.safe_dump(raw)).providers["up"].settings.accepts_tokens is not forwards
+
+
+@pytest.mark.parametrize("encoding", ["float", "base64"])
+def test_voyage_style_output_dtype_from_an_api_that_quantises(serve, single, encoding):
+    from tests.fakes.api import quantized
+
+    fake = FakeUpstream()
+    router = single({"kind": "openai", "base_url": f"{serve(fake)}/v1", "quantizes": ["int8", "uint8"],
+                     "encoding": encoding}, "text-embedding-3-small")
+    for dtype in ("int8", "uint8"):
+        r = embed(router, input=["a", "b"], output_dtype=dtype)
+        assert r.status_code == 200, r.text
+        assert fake.requests[-1]["body"]["output_dtype"] == dtype
+        assert [d["embedding"] for d in r.json()["data"]] == [
+            quantized(vector_for("text-embedding-3-small", t), dtype) for t in ("a", "b")]
+    assert embed(router, input="c").status_code == 200
+    assert "output_dtype" not in fake.requests[-1]["body"]  # floats are asked for as before
