@@ -48,11 +48,13 @@ def test_a_bad_hour_at_the_primary_is_invisible_to_clients(make_router, make_ups
     for inputs, r in results:
         got = np.float32([d["embedding"] for d in r.json()["data"]])
         np.testing.assert_array_equal(got, np.stack([vector_for(MODEL, text) for text in inputs]))
-    # The faults really happened, of every kind, and the primary still served its share.
-    assert sum(chaos.injected[kind] for kind in FAULTS) >= 300, chaos.injected
+    # The faults really happened, of every kind, and the primary still served its share. How many
+    # calls reach the primary depends on timing (1 s cooldowns): runs here gave 297-392 faults and
+    # 990-1,292 primary calls, so the bounds sit well below that, not at its edge.
+    assert sum(chaos.injected[kind] for kind in FAULTS) >= 220, chaos.injected
     assert all(chaos.injected[kind] >= 5 for kind in (*FAULTS, "slow", "shuffled")), chaos.injected
     served = [r.headers["x-router-deployment"] for _, r in results]
     assert served.count(f"fake/{MODEL}") >= 500 and served.count(f"backup/{MODEL}") >= 150
-    assert len(primary.requests) >= 1000 and len(backup.requests) >= 300
+    assert len(primary.requests) >= 750 and len(backup.requests) >= 300
     text = httpx.get(f"{router.url}/metrics").text
-    assert sample(text, "embeddings_router_fallbacks_total", model=MODEL) >= 300
+    assert sample(text, "embeddings_router_fallbacks_total", model=MODEL) >= 220
