@@ -18,6 +18,7 @@ from router.admin import status
 from router.dialects import Dialect, cohere, nugen, ollama, openai, tei
 from router.metrics import CONTENT_TYPE
 from router.outcome import Trace
+from router.reload import iso
 from router.runtime import Services
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
@@ -159,7 +160,7 @@ async def admin_usage(request: Request) -> Response:
     rows = await usage.rows(start, end, group_by)
     if form == "csv":
         return Response(usage_rows.as_csv(rows, group_by), media_type="text/csv; charset=utf-8")
-    return _json({"object": "list", "data": rows, "from": usage_rows.iso(start), "to": usage_rows.iso(end),
+    return _json({"object": "list", "data": rows, "from": iso(start), "to": iso(end),
                   "group_by": list(group_by), "backend": usage.backend})
 
 
@@ -167,7 +168,7 @@ async def admin_traffic(request: Request) -> Response:
     """The console's chart data: per-second figures after `after` (epoch seconds), at most the last hour."""
     _admin(request)
     after = request.query_params.get("after", "")
-    if after and not after.isdigit():
+    if after and not (after.isdigit() and len(after) <= 12):
         raise errors.InvalidRequest("'after' is epoch seconds", param="after")
     return _json(_services(request).traffic.since(int(after) if after else None))
 

@@ -82,6 +82,7 @@ class Route:
         self.takes_input_type = any(t.provider.capabilities(t.state.deployment.model).takes_input_type
                                     for t in targets)
         self.shared_caps = shared_caps   # the deployments' caps across replicas (Redis), if counted there
+        self.prices = {t.label: t.state.deployment.price_per_million_tokens or 0.0 for t in targets}  # USD/M
         self._freed: asyncio.Event | None = None
 
     def options(self, req: EmbeddingRequest) -> Options:
@@ -237,11 +238,10 @@ async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: 
                             f"different widths ({sorted({r.vectors.shape[1] for r in results})})")
     vectors = results[0].vectors if len(results) == 1 else np.concatenate([r.vectors for r in results])
     per_chunk = [_item_tokens(r, run.chunk) for run, r in zip(runs, results)]
-    prices = {f"{d.provider}/{d.model}": d.price_per_million_tokens or 0.0 for d in route.model.deployments}
     return Dispatched(
         vectors=vectors,
         item_tokens=[t for tokens in per_chunk for t in tokens],
-        cost_usd=sum(sum(tokens) * prices.get(o[1], 0.0) for tokens, o in zip(per_chunk, outcomes)) / 1e6,
+        cost_usd=sum(sum(tokens) * route.prices[o[1]] for tokens, o in zip(per_chunk, outcomes)) / 1e6,
         tokens_estimated=any(r.tokens_estimated for r in results),
         served_by=tuple(dict.fromkeys(o[1] for o in outcomes)),
         attempts=sum(run.attempts for run in runs),

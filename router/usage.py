@@ -42,10 +42,6 @@ def hour_iso(hour: int) -> str:
     return datetime.fromtimestamp(hour, UTC).strftime("%Y-%m-%dT%H:00:00Z")
 
 
-def iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def parse_time(value: str | None, default: float, param: str) -> float:
     """An ISO 8601 date or time (UTC unless it says otherwise), as epoch seconds."""
     if value is None or value == "":
@@ -162,10 +158,9 @@ class Usage:
     async def rows(self, start: float, end: float, group_by: Sequence[str]) -> list[dict]:
         """Hourly rows from `start` to `end` (an hour is in if it began before `end`), summed over
         what `group_by` leaves out; hours, then groups, in order."""
-        first = int(max(start, self._clock() - self.retention_s)) // _HOUR * _HOUR
-        hours = range(first, int(end), _HOUR) if end > first else range(0)
-        if len(hours) > self.retention_s // _HOUR + 2:
-            hours = hours[-(self.retention_s // _HOUR + 2):]
+        now = self._clock()  # no row is older than the retention or newer than this hour
+        first = int(max(start, now - self.retention_s)) // _HOUR * _HOUR
+        hours = range(first, int(min(end, now + _HOUR)), _HOUR)
         if self.redis is None:
             wanted = set(hours)
             found: Iterable[tuple[Row, Sequence[float]]] = [(r, c) for r, c in self._counts.items() if r[0] in wanted]

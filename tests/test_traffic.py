@@ -45,3 +45,17 @@ def test_a_busy_second_keeps_a_bounded_sample():
     second = traffic.since()["seconds"][0]
     assert second["requests"] == 10_000
     assert 35 <= second["p50_ms"] <= 65 and second["p99_ms"] >= 90  # a fair sample of 0..99
+
+
+def test_after_must_be_epoch_seconds(make_router, upstream_url):
+    import httpx
+
+    from tests.conftest import config_dict, sha
+
+    config = config_dict(upstream_url)
+    config["admin_keys"] = [{"name": "ops", "sha256": sha("sk-admin-secret-42")}]
+    router = make_router(config)
+    for after, status in (("1796000000", 200), ("-5", 400), ("9" * 5000, 400), ("12.5", 400)):
+        r = httpx.get(f"{router.url}/admin/traffic", params={"after": after},
+                      headers={"authorization": "Bearer sk-admin-secret-42"})
+        assert r.status_code == status, (after[:20], r.text[:200])

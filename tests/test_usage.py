@@ -178,6 +178,14 @@ async def test_memory_usage_drops_hours_past_retention():
     assert [r["tokens"] for r in rows] == [7]
 
 
+async def test_a_range_reaching_far_into_the_future_still_holds_today():
+    now = [1_800_000_000.0]
+    usage = Usage(None, retention_days=90, flush_s=1, log=None, clock=lambda: now[0])
+    usage.record(outcome(tokens=3))
+    far = parse_time("9999-12-31T23:59:59Z", 0, "to")
+    assert [r["tokens"] for r in await usage.rows(0, far, ("key",))] == [3]
+
+
 async def test_a_failed_flush_keeps_the_counts_for_the_next():
     link = RedisLink(RedisConfig(url=f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2), log=_Quiet())
     usage = Usage(link, retention_days=1, flush_s=1, log=_Quiet())
