@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import os
 import statistics
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
@@ -34,8 +36,9 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(tree: Path, seconds: float, concurrency: int) -> list[float]:
-    """Microseconds of router CPU per request: [single inputs, batches of 32]."""
+@contextlib.contextmanager
+def serving(tree: Path) -> Iterator[tuple[int, int]]:
+    """A router from `tree` (core 0) in front of the fake upstream (core 1): (port, router pid)."""
     up, port = free_port(), free_port()
     config = {"server": {"port": port},
               "providers": {"fake": {"kind": "openai", "base_url": f"http://127.0.0.1:{up}/v1", "max_batch": 2048}},
@@ -49,25 +52,33 @@ def measure(tree: Path, seconds: float, concurrency: int) -> list[float]:
                                handle.name, "--log-level", "warning", "--no-watch"], cwd=tree,
                               env={**os.environ, "PYTHONPATH": str(tree)}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
-    headers = {"authorization": f"Bearer {DEV_KEY}", "cache-control": "no-cache"}
-    texts, out = sentences(4096, seed=7), []
     try:
         time.sleep(2.5)
-        for batch in (1, 32):
-            payloads = bodies("bench-384", texts, batch)
-            asyncio.run(loadgen.run(port, "/v1/embeddings", payloads, concurrency=concurrency, seconds=0.5,
-                                    headers=headers))
-            before = cpu_s(router.pid)
-            result = asyncio.run(loadgen.run(port, "/v1/embeddings", payloads, concurrency=concurrency,
-                                             seconds=seconds, headers=headers))
-            if result.errors:
-                raise RuntimeError(f"{result.errors} non-200 answers")
-            out.append((cpu_s(router.pid) - before) / result.requests * 1e6)
+        yield port, router.pid
     finally:
         for proc in (router, fake):
             proc.terminate()
             proc.wait()
         os.unlink(handle.name)
+
+
+HEADERS = {"authorization": f"Bearer {DEV_KEY}", "cache-control": "no-cache"}
+
+
+def measure(tree: Path, seconds: float, concurrency: int) -> list[float]:
+    """Microseconds of router CPU per request: [single inputs, batches of 32]."""
+    texts, out = sentences(4096, seed=7), []
+    with serving(tree) as (port, pid):
+        for batch in (1, 32):
+            payloads = bodies("bench-384", texts, batch)
+            asyncio.run(loadgen.run(port, "/v1/embeddings", payloads, concurrency=concurrency, seconds=0.5,
+                                    headers=HEADERS))
+            before = cpu_s(pid)
+            result = asyncio.run(loadgen.run(port, "/v1/embeddings", payloads, concurrency=concurrency,
+                                             seconds=seconds, headers=HEADERS))
+            if result.errors:
+                raise RuntimeError(f"{result.errors} non-200 answers")
+            out.append((cpu_s(pid) - before) / result.requests * 1e6)
     return out
 
 
