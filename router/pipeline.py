@@ -19,6 +19,7 @@ from router.outcome import Trace
 from router.providers.base import Options
 from router.routing import Route, cancel_quietly, dispatch
 from router.runtime import Runtime, Services
+from router.server import HANGUP
 
 
 async def embeddings(services: Services, request: Request, trace: Trace, dialect: Dialect) -> Response:
@@ -80,14 +81,24 @@ async def _bounded(request: Request, deadline: float, trace: Trace, waits: bool)
     assert task is not None
     hung_up = False
 
-    async def watch() -> None:  # call only once the body has been read
+    def hang_up() -> None:
         nonlocal hung_up
-        while (await request.receive())["type"] != "http.disconnect":
-            pass
         hung_up = True
         task.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    async def watch() -> None:  # call only once the body has been read
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        hang_up()
+
+    # Our server says when the client hangs up (server.Hangup); under any other, a task waits to hear it.
+    hangup = request.scope.get("extensions", {}).get(HANGUP)
+    if hangup is None:
+        watcher = asyncio.get_running_loop().create_task(watch())
+    elif hangup.gone:
+        raise ClientDisconnected("the client closed the connection before the answer")
+    else:
+        hangup.callback = hang_up
     try:
         async with asyncio.timeout(deadline):
             yield left
@@ -99,7 +110,10 @@ async def _bounded(request: Request, deadline: float, trace: Trace, waits: bool)
         task.uncancel()
         raise ClientDisconnected("the client closed the connection before the answer") from None
     finally:
-        cancel_quietly([watcher])
+        if hangup is None:
+            cancel_quietly([watcher])
+        else:
+            hangup.callback = None
         trace.upstream_ms = round((time.perf_counter() - started) * 1000, 2)
 
 

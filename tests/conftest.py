@@ -101,11 +101,13 @@ class RouterFactory:
         self._servers: list[ServerThread] = []
         self._archive = archive
 
-    def __call__(self, config: dict) -> Router:
+    def __call__(self, config: dict, **server_options: object) -> Router:
+        """`server_options`: uvicorn settings over the router's own (`http="httptools"`: uvicorn's protocol)."""
         logs = io.BytesIO()
         self._archive.add(logs)
         parsed = parse(yaml.safe_dump(config))
-        server = ServerThread(create_app(parsed, log_stream=logs), **uvicorn_options(parsed.server)).__enter__()
+        options = {**uvicorn_options(parsed.server), **server_options}
+        server = ServerThread(create_app(parsed, log_stream=logs), **options).__enter__()
         self._servers.append(server)
         return Router(server.url, logs)
 

@@ -245,9 +245,11 @@ def test_hedging_takes_the_first_answer_and_cancels_the_other(make_router, make_
     assert sample(httpx.get(f"{router.url}/metrics").text, "embeddings_router_hedges_total", model=MODEL) == 1
 
 
-def test_a_client_that_hangs_up_cancels_its_upstream_call(make_router, make_upstream):
+@pytest.mark.parametrize("server", ["router", "uvicorn"])
+def test_a_client_that_hangs_up_cancels_its_upstream_call(make_router, make_upstream, server):
+    """Our server tells the request (server.Hangup); under uvicorn's own protocol a task listens."""
     slow, slow_url = make_upstream(delay_s=1.5)
-    router = make_router(config_dict(slow_url))
+    router = make_router(config_dict(slow_url), **({"http": "httptools"} if server == "uvicorn" else {}))
     with router.client() as c, pytest.raises(httpx.ReadTimeout):
         c.post("/v1/embeddings", json={"model": MODEL, "input": "a"}, timeout=0.3)
     wait_for(lambda: any(b'"status": 499' in line or b'"status":499' in line for line in router.log_lines()),
