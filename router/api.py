@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -39,7 +38,7 @@ def embeddings_endpoint(dialect: Dialect) -> Callable[[Request], Awaitable[Respo
         services = _services(request)
         started = time.perf_counter()
         incoming = request.headers.get("x-request-id", "")
-        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else services.request_ids()
         trace, error = Trace(request_id), None
         try:
             response = await pipeline.embeddings(services, request, trace, dialect)

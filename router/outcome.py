@@ -3,8 +3,22 @@
 
 from __future__ import annotations
 
+import itertools
+import secrets
 import time
 from dataclasses import dataclass, field
+
+
+class RequestIds:
+    """Request ids unique across replicas, cheaply: a random per-process prefix and a counter,
+    32 hex digits like a uuid4's (which cost ~3 us a request to make)."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(8)
+        self._next = itertools.count().__next__
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{self._next():016x}"
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ concurrently, and merged by index. Each chunk is a `_ChunkRun`:
     choose   a deployment that can take a call now (not cooling down, under
              its caps, not paused by a Retry-After), by the model's strategy;
              wait for one when all are busy, if that fits the deadline
-    call     it, within the request deadline; with hedging, a slow call gets
+    call     it (the caller cancels it at the request deadline); with hedging, a slow call gets
              a second one at another deployment and the first answer wins
     retry    on 429, 5xx, timeouts and broken connections: another
              deployment at once, or the same one after a backoff (exponential,
@@ -42,7 +42,6 @@ from router.errors import (
     PermissionDenied,
     RouterError,
     UpstreamError,
-    UpstreamTimeout,
 )
 from router.protocol import EmbeddingRequest
 from router.providers.base import DEFAULT_OPTIONS, Capabilities, EmbedResult, Options, Provider, estimate_tokens
@@ -207,8 +206,7 @@ class _Request:
     route: Route
     tokens: bool
     dimensions: int | None
-    deadline: float          # on the event loop's clock
-    timeout_s: float         # the whole request's, for messages
+    deadline: float          # on the event loop's clock; kept by the caller, which cancels dispatch there
     observer: Observer
     options: Options = DEFAULT_OPTIONS
 
@@ -221,9 +219,10 @@ class _Request:
 async def dispatch(route: Route, inputs: Sequence, *, tokens: bool, dimensions: int | None,
                    timeout_s: float, observer: Observer | None = None,
                    options: Options = DEFAULT_OPTIONS) -> Dispatched:
-    """Every input's vector, in order, within `timeout_s` from now."""
+    """Every input's vector, in order. `timeout_s`: what is left of the request's deadline, which the
+    caller keeps (cancelling this); here it decides whether waiting for a busy deployment can pay off."""
     targets = _eligible(route, tokens=tokens, dimensions=dimensions)
-    request = _Request(route, tokens, dimensions, asyncio.get_running_loop().time() + timeout_s, timeout_s,
+    request = _Request(route, tokens, dimensions, asyncio.get_running_loop().time() + timeout_s,
                        observer or Observer(), options)
     # One chunk size that every deployment can take, so a chunk moves between them whole.
     size = min(t.provider.capabilities(t.state.deployment.model).max_batch for t in targets)
@@ -414,15 +413,11 @@ class _ChunkRun:
         self.attempts += 1
         self.last_target = target
         coalescer = target.state.coalescer
-        try:
-            async with asyncio.timeout_at(request.deadline):
-                if coalescer is None:
-                    return await _upstream(target, request, self.chunk, self.tokens)
-                return await coalescer.embed(request.shared_call, self.chunk,
-                                             functools.partial(_gate, target, request),
-                                             functools.partial(_upstream, target, request))
-        except TimeoutError:
-            raise UpstreamTimeout(f"no answer within the request deadline ({request.timeout_s:g} s)") from None
+        try:  # the request's deadline is kept by the caller (pipeline._bounded), which cancels this
+            if coalescer is None:
+                return await _upstream(target, request, self.chunk, self.tokens)
+            return await coalescer.embed(request.shared_call, self.chunk, functools.partial(_gate, target, request),
+                                         functools.partial(_upstream, target, request))
         except RouterError as exc:
             if _blames_deployment(exc):
                 if exc.retry_here:
@@ -532,6 +527,8 @@ def _item_tokens(result: EmbedResult, inputs: Sequence) -> list[int]:
     """Per-input tokens: exact where the provider says, else the total shared by estimated size."""
     if result.item_tokens is not None:
         return list(result.item_tokens)
+    if len(inputs) == 1:
+        return [result.tokens]
     weights = np.asarray(estimate_tokens(inputs), dtype=np.float64)
     shares = np.floor(weights * (result.tokens / weights.sum())).astype(np.int64)
     shares[-1] += result.tokens - int(shares.sum())

@@ -16,6 +16,7 @@ from router.deployment_caps import SharedCaps
 from router.limits import Limiter
 from router.limits.memory import MemoryBackend
 from router.limits.redis import RedisBackend
+from router.outcome import RequestIds
 from router.providers import KINDS, Provider
 from router.providers.base import estimate_tokens
 from router.redis_link import RedisLink
@@ -89,6 +90,7 @@ class Services:
     telemetry: Observer
     usage: Usage
     traffic: Traffic = field(default_factory=Traffic)
+    request_ids: RequestIds = field(default_factory=RequestIds)
     reloader: Reloader | None = None
     scrub: ScrubSecrets | None = None   # the log's secret scrubber, told the secrets of each new config
 
