@@ -1,6 +1,7 @@
 """Prometheus metrics, in a registry of the app's own (no global state).
 
-Counters and histograms are updated on the request path; state that already
+Counters and histograms are updated on the request path, in plain dicts
+(`Counts`, `Distribution`) turned into metrics when scraped; state that already
 lives elsewhere (cache size, queue depths, Redis failures, reloads) is read
 when Prometheus scrapes, by `_StateCollector`. Keys appear only by name, and
 only names the config knows: an unknown model or key never becomes a label.
@@ -8,12 +9,15 @@ only names the config knows: an unknown model or key never becomes a label.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import bisect
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from router.breaker import COOLING_DOWN, HEALTHY, PROBING, Transition
 from router.errors import RouterError
@@ -28,65 +32,96 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
+class Counts:
+    """A counter family kept as a dict (label values -> count) and made a Prometheus metric only when
+    scraped: the request path pays a dict update, not prometheus_client's lock and child lookup per
+    call. No lock: requests and scrapes run on the one event loop thread."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str]) -> None:
+        self.name, self.doc, self.labels = name, doc, list(labels)
+        self.values: dict[tuple[str, ...], float] = {}
+
+    def inc(self, labels: tuple[str, ...], amount: float = 1) -> None:
+        self.values[labels] = self.values.get(labels, 0) + amount
+
+    def collect(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for labels, value in self.values.items():
+            family.add_metric(labels, value)
+        return family
+
+
+class Distribution:
+    """A histogram family, kept like `Counts`: per label values, a count per bucket and the sum."""
+
+    def __init__(self, name: str, doc: str, labels: Sequence[str], buckets: Sequence[float]) -> None:
+        self.name, self.doc, self.labels, self.bounds = name, doc, list(labels), list(buckets)
+        self.values: dict[tuple[str, ...], list[float]] = {}   # [count per bucket ..., +Inf count, sum]
+
+    def observe(self, labels: tuple[str, ...], value: float) -> None:
+        row = self.values.get(labels)
+        if row is None:
+            row = self.values[labels] = [0] * (len(self.bounds) + 1) + [0.0]
+        row[bisect.bisect_left(self.bounds, value)] += 1  # Prometheus buckets count value <= bound
+        row[-1] += value
+
+    def collect(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        edges = [*map(floatToGoString, self.bounds), "+Inf"]  # as prometheus_client writes `le`
+        for labels, row in self.values.items():
+            family.add_metric(list(labels), list(zip(edges, itertools.accumulate(row[:-1]))), sum_value=row[-1])
+        return family
+
+
 class Metrics:
     def __init__(self, services: Callable[[], Services | None]) -> None:
         self.registry = r = CollectorRegistry(auto_describe=True)
         prefix = "embeddings_router_"
-        self.requests = Counter(f"{prefix}requests", "Embeddings requests by key name, model and status",
-                                ["key", "model", "status"], registry=r)
-        self.latency = Histogram(f"{prefix}request_duration_seconds",
-                                 "Embeddings request time: total, upstream (provider or local model) and "
-                                 "router (total minus upstream)", ["part"], buckets=_SECONDS, registry=r)
-        self.tokens = Counter(f"{prefix}tokens", "Tokens served, by key name and model", ["key", "model"],
-                              registry=r)
-        self.inputs = Counter(f"{prefix}cache_inputs", "Inputs by how they were answered: hit (cache), "
-                              "shared (another request's call), miss (computed)", ["result"], registry=r)
-        self.rate_limited = Counter(f"{prefix}rate_limited", "Requests refused by a key's limits",
-                                    ["key", "type"], registry=r)
-        self.upstream_errors = Counter(f"{prefix}upstream_errors", "Failed calls to a provider, by error code",
-                                       ["provider", "code"], registry=r)
-        self.retries = Counter(f"{prefix}retries", "Calls made again after a failed call (to any deployment)",
-                               ["model"], registry=r)
-        self.fallbacks = Counter(f"{prefix}fallbacks", "Retries that went to another deployment than the "
-                                 "failed call", ["model"], registry=r)
-        self.hedges = Counter(f"{prefix}hedges", "Slow calls raced by a second call to another deployment",
-                              ["model"], registry=r)
-        self.upstream_calls = Counter(f"{prefix}upstream_calls", "Calls to upstreams (and the local models), "
-                                      "by deployment; with coalescing, one carries several requests' inputs",
-                                      ["model", "deployment"], registry=r)
-        self.inputs_per_call = Histogram(f"{prefix}upstream_inputs_per_call", "Inputs per upstream call",
-                                         ["model", "deployment"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512,
-                                                                            1024, 2048), registry=r)
+        self.requests = Counts(f"{prefix}requests", "Embeddings requests by key name, model and status",
+                               ["key", "model", "status"])
+        self.latency = Distribution(f"{prefix}request_duration_seconds",
+                                    "Embeddings request time: total, upstream (provider or local model) and "
+                                    "router (total minus upstream)", ["part"], _SECONDS)
+        self.tokens = Counts(f"{prefix}tokens", "Tokens served, by key name and model", ["key", "model"])
+        self.inputs = Counts(f"{prefix}cache_inputs", "Inputs by how they were answered: hit (cache), "
+                             "shared (another request's call), miss (computed)", ["result"])
+        self.rate_limited = Counts(f"{prefix}rate_limited", "Requests refused by a key's limits", ["key", "type"])
+        self.upstream_errors = Counts(f"{prefix}upstream_errors", "Failed calls to a provider, by error code",
+                                      ["provider", "code"])
+        self.retries = Counts(f"{prefix}retries", "Calls made again after a failed call (to any deployment)",
+                              ["model"])
+        self.fallbacks = Counts(f"{prefix}fallbacks", "Retries that went to another deployment than the "
+                                "failed call", ["model"])
+        self.hedges = Counts(f"{prefix}hedges", "Slow calls raced by a second call to another deployment", ["model"])
+        self.upstream_calls = Counts(f"{prefix}upstream_calls", "Calls to upstreams (and the local models), "
+                                     "by deployment; with coalescing, one carries several requests' inputs",
+                                     ["model", "deployment"])
+        self.inputs_per_call = Distribution(f"{prefix}upstream_inputs_per_call", "Inputs per upstream call",
+                                            ["model", "deployment"],
+                                            (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048))
+        families = (self.requests, self.latency, self.tokens, self.inputs, self.rate_limited, self.upstream_errors,
+                    self.retries, self.fallbacks, self.hedges, self.upstream_calls, self.inputs_per_call)
+        r.register(_Families(families))
         r.register(_StateCollector(services))
-        # Children looked up once: `.labels()` costs a lock and a dict build per call, eight per request.
-        self._latency = {part: self.latency.labels(part) for part in ("total", "router", "upstream")}
-        self._inputs = {result: self.inputs.labels(result) for result in ("hit", "shared", "miss")}
-        self._by_status: dict[tuple[str, str, int], Any] = {}   # labels are config names: a bounded set
-        self._tokens_of: dict[tuple[str, str], Any] = {}
 
     def request(self, outcome: Outcome) -> None:
         """Record one embeddings request."""
         key, model = outcome.key, outcome.route
-        if (requests := self._by_status.get((key, model, outcome.status))) is None:
-            requests = self._by_status[key, model, outcome.status] = self.requests.labels(key, model,
-                                                                                         str(outcome.status))
-        requests.inc()
+        self.requests.inc((key, model, str(outcome.status)))
         total, upstream = outcome.total_ms, outcome.upstream_ms or 0.0
-        self._latency["total"].observe(total / 1000)
-        self._latency["router"].observe(max(0.0, total - upstream) / 1000)
+        self.latency.observe(("total",), total / 1000)
+        self.latency.observe(("router",), max(0.0, total - upstream) / 1000)
         if outcome.upstream_ms is not None:
-            self._latency["upstream"].observe(upstream / 1000)
+            self.latency.observe(("upstream",), upstream / 1000)
         if outcome.status == 200:
-            if (tokens := self._tokens_of.get((key, model))) is None:
-                tokens = self._tokens_of[key, model] = self.tokens.labels(key, model)
-            tokens.inc(outcome.tokens)
-            self._inputs["hit"].inc(outcome.cache_hits)
-            self._inputs["shared"].inc(outcome.shared_inputs)
-            self._inputs["miss"].inc(outcome.inputs - outcome.cache_hits - outcome.shared_inputs)
+            self.tokens.inc((key, model), outcome.tokens)
+            self.inputs.inc(("hit",), outcome.cache_hits)
+            self.inputs.inc(("shared",), outcome.shared_inputs)
+            self.inputs.inc(("miss",), outcome.inputs - outcome.cache_hits - outcome.shared_inputs)
 
     def refused(self, key: str, error: RouterError) -> None:
         if error.status == 429 and error.type in ("requests", "tokens"):  # the key's own limits
-            self.rate_limited.labels(key, error.type).inc()
+            self.rate_limited.inc((key, error.type))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -97,28 +132,22 @@ class Telemetry(Observer):
 
     def __init__(self, metrics: Metrics, log: Any) -> None:
         self._metrics, self._log = metrics, log
-        self._calls: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def call_failed(self, target: Target, error: RouterError) -> None:
-        self._metrics.upstream_errors.labels(target.state.deployment.provider, error.code or error.type).inc()
+        self._metrics.upstream_errors.inc((target.state.deployment.provider, error.code or error.type))
 
     def retried(self, model: str, *, fallback: bool) -> None:
-        self._metrics.retries.labels(model).inc()
+        self._metrics.retries.inc((model,))
         if fallback:
-            self._metrics.fallbacks.labels(model).inc()
+            self._metrics.fallbacks.inc((model,))
 
     def hedged(self, model: str) -> None:
-        self._metrics.hedges.labels(model).inc()
+        self._metrics.hedges.inc((model,))
 
     def called(self, target: Target, inputs: int) -> None:
-        state = target.state
-        labels = (state.model, state.label)
-        children = self._calls.get(labels)
-        if children is None:  # labels are config names: a bounded set
-            children = self._calls[labels] = (self._metrics.upstream_calls.labels(*labels),
-                                              self._metrics.inputs_per_call.labels(*labels))
-        children[0].inc()
-        children[1].observe(inputs)
+        labels = (target.state.model, target.state.label)
+        self._metrics.upstream_calls.inc(labels)
+        self._metrics.inputs_per_call.observe(labels, inputs)
 
     def health_changed(self, target: Target, transition: Transition) -> None:
         state = target.state
@@ -128,6 +157,15 @@ class Telemetry(Observer):
             self._log.warning("deployment cooling down", cooldown_s=state.breaker.policy.cooldown_s, **fields)
         else:
             self._log.info("deployment health", **fields)
+
+
+class _Families(Collector):
+    def __init__(self, families: Iterable[Counts | Distribution]) -> None:
+        self._families = tuple(families)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._families:
+            yield family.collect()
 
 
 class _StateCollector(Collector):

@@ -78,3 +78,27 @@ def test_fallbacks_are_counted_per_model(make_router, upstream, upstream_url):
     assert sample(text, "embeddings_router_fallbacks_total", model="bge-base-en-v1.5") == 1
     assert sample(text, "embeddings_router_retries_total", model="bge-base-en-v1.5") == 1
     assert sample(text, "embeddings_router_upstream_errors_total", provider="fake") == 1
+
+
+def test_the_request_path_families_expose_as_prometheus_client_would():
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from router.metrics import Distribution, Metrics
+
+    ours = Metrics(lambda: None)
+    for value in (1, 2, 3, 2048, 5000):
+        ours.inputs_per_call.observe(("m", "p/m"), value)
+    ours.requests.inc(("k", "m", "200"))
+    ours.requests.inc(("k", "m", "200"))
+    text = ours.exposition().decode()
+    reference = CollectorRegistry()
+    theirs = Histogram("h", "h", ["model"], buckets=ours.inputs_per_call.bounds, registry=reference)
+    for value in (1, 2, 3, 2048, 5000):
+        theirs.labels("m").observe(value)
+    for le in ("1.0", "2.0", "4.0", "2048.0", "+Inf"):  # a value on a bound counts in that bucket
+        assert sample(text, "embeddings_router_upstream_inputs_per_call_bucket", le=le) == \
+            reference.get_sample_value("h_bucket", {"model": "m", "le": le})
+    assert sample(text, "embeddings_router_upstream_inputs_per_call_sum") == 7054
+    assert sample(text, "embeddings_router_upstream_inputs_per_call_count") == 5
+    assert sample(text, "embeddings_router_requests_total", key="k", model="m", status="200") == 2
+    assert isinstance(ours.inputs_per_call, Distribution)
