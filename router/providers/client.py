@@ -63,14 +63,16 @@ class Target:
 class Client:
     """POSTs bodies to URLs and returns (status, headers with lower-case names, body)."""
 
-    def __init__(self, headers: Mapping[str, str], *, timeout_s: float, connect_timeout_s: float) -> None:
+    def __init__(self, headers: Mapping[str, str], *, timeout_s: float, connect_timeout_s: float,
+                 tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: for https origins; by default the system's trusted CAs, made on first use."""
         self._headers = "".join(f"{name}: {value}\r\n" for name, value in {
             "user-agent": USER_AGENT, "accept": "application/json", "accept-encoding": "gzip, deflate",
             **headers}.items())
         self._timeout_s, self._connect_timeout_s = timeout_s, connect_timeout_s
         self._targets: dict[str, Target] = {}   # keyed by URL: URLs come from config, so few
         self._idle: dict[Origin, list[Connection]] = {}
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
 
     async def post(self, url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """One exchange within `timeout_s` (TimeoutError after it); ConnectFailed or

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import shutil
 import socket
+import ssl
+import subprocess
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -346,3 +349,34 @@ async def test_interim_answers_are_skipped(upstream):
 def test_only_http_urls_are_posted_to():
     with pytest.raises(ValueError, match="not an http"):
         asyncio.run(new_client().post("ftp://127.0.0.1/x", b"{}"))
+
+
+@pytest.fixture
+def certificate(tmp_path) -> tuple[str, str]:
+    """A self-signed certificate for localhost and 127.0.0.1: (cert, key) paths."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+async def test_https_with_the_certificate_checked(certificate):
+    cert, key = certificate
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    fake = Upstream(reply(b'{"tls": true}'))
+    server = await asyncio.start_server(fake.serve, "127.0.0.1", 0, ssl=server_tls)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1/embeddings"
+    try:
+        trusting = Client({}, timeout_s=5, connect_timeout_s=2, tls=ssl.create_default_context(cafile=cert))
+        for _ in range(2):
+            assert (await trusting.post(url, b"{}"))[2] == b'{"tls": true}'
+        assert fake.connections == 1
+        trusting.close()
+        with pytest.raises(ConnectFailed, match="SSLCertVerificationError"):  # the system CAs do not know it
+            await new_client().post(url, b"{}")
+    finally:
+        server.close()
