@@ -73,6 +73,7 @@ class Client:
         self._targets: dict[str, Target] = {}   # keyed by URL: URLs come from config, so few
         self._idle: dict[Origin, list[Connection]] = {}
         self._tls = tls
+        self._closed = False
 
     async def post(self, url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
         """One exchange within `timeout_s` (TimeoutError after it); ConnectFailed or
@@ -94,7 +95,7 @@ class Client:
             return status, headers, inflated(headers, answer)
 
     def _release(self, origin: Origin, connection: Connection, now: float) -> None:
-        if not connection.reusable:
+        if not connection.reusable or self._closed:  # closed: a call that was in flight at close() ends here
             connection.close()
             return
         connection.idle_since = now
@@ -136,6 +137,9 @@ class Client:
         return target
 
     def close(self) -> None:
+        """Close the idle connections now, and each busy one as its call ends (a reload replaces a
+        provider while its calls finish)."""
+        self._closed = True
         for idle in self._idle.values():
             for connection in idle:
                 connection.close()

@@ -380,3 +380,20 @@ async def test_https_with_the_certificate_checked(certificate):
             await new_client().post(url, b"{}")
     finally:
         server.close()
+
+
+async def test_a_call_in_flight_at_close_closes_its_connection_when_it_ends(upstream):
+    """A reload closes a replaced provider's client while its calls finish: those connections
+    must not go back to a pool nobody will use (each would hold a socket until the server drops it)."""
+    async def slow(request: bytes, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.1)
+        await reply()(request, writer)
+
+    fake, url = await upstream(slow)
+    client = new_client()
+    call = asyncio.ensure_future(client.post(url, b"{}"))
+    await asyncio.sleep(0.02)
+    client.close()
+    assert (await call)[0] == 200
+    await asyncio.sleep(0.05)
+    assert fake.writers[0].is_closing()  # the server saw the connection end
