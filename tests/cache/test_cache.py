@@ -124,3 +124,18 @@ def test_random_mixes_of_repeats_return_uncached_vectors_in_order(router, upstre
             assert r.status_code == 200
             got = np.float32([d["embedding"] for d in r.json()["data"]])
             np.testing.assert_array_equal(got, np.stack([vector_for(MODEL, t) for t in inputs]))
+
+
+async def test_an_all_miss_answer_is_handed_on_without_a_copy_and_repeats_still_merge():
+    computed: list[np.ndarray] = []
+
+    async def upstream(inputs: list) -> tuple[np.ndarray, list[int]]:
+        computed.append(np.stack([vector_for(MODEL, x) for x in inputs]))
+        return computed[-1], [len(x) for x in inputs]
+
+    cache = Cache(MemoryStore(1 << 20, 60))
+    vectors, tokens = await run(cache, ["p", "qq", "rrr"], upstream)
+    assert vectors is computed[-1] and tokens == 6  # every input computed once, in order: the answer itself
+    vectors, _ = await run(Cache(MemoryStore(1 << 20, 60)), ["p", "qq", "p"], upstream)
+    assert vectors is not computed[-1]  # a repeat: two computed rows for three inputs, merged into a new array
+    np.testing.assert_array_equal(vectors, expected(["p", "qq", "p"]))
